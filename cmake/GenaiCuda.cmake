@@ -1,0 +1,43 @@
+# Decides GENAI_WITH_CUDA from GENAI_CUDA (AUTO/ON/OFF) and enables the CUDA language.
+# Default architectures: Ampere (sm_80) and Hopper (sm_90) as SASS, plus compute_90 PTX so newer
+# GPUs JIT the kernels. Override with -DCMAKE_CUDA_ARCHITECTURES=native (or e.g. 90).
+include(CheckLanguage)
+set(GENAI_WITH_CUDA OFF)
+string(TOUPPER "${GENAI_CUDA}" _genai_cuda)
+if(_genai_cuda STREQUAL "AUTO" OR _genai_cuda STREQUAL "ON")
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    set(GENAI_WITH_CUDA ON)
+  elseif(_genai_cuda STREQUAL "ON")
+    message(FATAL_ERROR "GENAI_CUDA=ON but no CUDA compiler was found (set CMAKE_CUDA_COMPILER or use GENAI_CUDA=OFF)")
+  endif()
+elseif(NOT _genai_cuda STREQUAL "OFF")
+  message(FATAL_ERROR "GENAI_CUDA must be AUTO, ON or OFF (got '${GENAI_CUDA}')")
+endif()
+
+if(GENAI_WITH_CUDA)
+  if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+    set(CMAKE_CUDA_ARCHITECTURES 80-real 90-real 90-virtual)
+  endif()
+  enable_language(CUDA)
+  # CMake 3.25 does not know nvcc's C++20 flag (nvcc >= 12 has it).
+  if(NOT CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
+    set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+    set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
+  endif()
+  set(CMAKE_CUDA_STANDARD 20)
+  set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+  find_package(CUDAToolkit REQUIRED)
+  message(STATUS "genai: CUDA build, toolkit ${CUDAToolkit_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES}")
+else()
+  message(STATUS "genai: CPU-only build (GENAI_CUDA=${GENAI_CUDA})")
+endif()
+
+# Values for the generated genai/config.hpp.
+if(GENAI_WITH_CUDA)
+  set(GENAI_WITH_CUDA_01 1)
+  string(REPLACE ";" " " GENAI_CUDA_ARCHS_STR "${CMAKE_CUDA_ARCHITECTURES}")
+else()
+  set(GENAI_WITH_CUDA_01 0)
+  set(GENAI_CUDA_ARCHS_STR "")
+endif()

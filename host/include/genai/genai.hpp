@@ -1,0 +1,10 @@
+// The whole public API of genai-kernels.
+#pragma once
+
+#include "genai/buffer.hpp"
+#include "genai/config.hpp"
+#include "genai/context.hpp"
+#include "genai/error.hpp"
+#include "genai/info.hpp"
+#include "genai/io.hpp"
+#include "genai/rng.hpp"

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build, tests and plots need. Idempotent; quiet when all is there.
+set -euo pipefail
+pkgs=(cmake ninja-build g++ pkg-config
+      libgtest-dev libgmock-dev googletest libbenchmark-dev
+      librandom123-dev libcli11-dev liblapacke-dev liblapack-dev libopenblas-dev zlib1g-dev
+      gnuplot-nox)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "setup: installing ${missing[*]}"
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

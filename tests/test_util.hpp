@@ -1,0 +1,127 @@
+// Shared test helpers: tolerances per dtype, the comparison rule, NaN poisoning, random inputs,
+// and the fixture that skips GPU tests (with the reason) when no CUDA device is usable.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <vector>
+
+#include "genai/buffer.hpp"
+#include "genai/context.hpp"
+#include "genai/rng.hpp"
+
+namespace genai::test {
+
+enum class DType { FP32, TF32, BF16, FP16 };
+
+struct Tolerance {
+  double rel_norm;  // bound on ||out - ref|| / ||ref||
+  double max_abs;   // bound on max |out - ref|, relative to max(1, max |ref|)
+};
+
+inline Tolerance tolerance(DType t) {
+  switch (t) {
+    case DType::FP32: return {1e-5, 1e-5};
+    case DType::TF32: return {3e-4, 3e-4};
+    case DType::BF16: return {1e-2, 1e-2};
+    case DType::FP16: return {1e-2, 1e-2};
+  }
+  return {0, 0};
+}
+
+// ||out - ref|| / ||ref|| and max-abs error; any NaN in `out` where `ref` is finite fails
+// (so an element left poisoned fails), infinities must match exactly.
+inline ::testing::AssertionResult close(std::span<const float> out, std::span<const double> ref,
+                                        Tolerance tol) {
+  if (out.size() != ref.size())
+    return ::testing::AssertionFailure() << "size " << out.size() << " vs reference " << ref.size();
+  double diff2 = 0, ref2 = 0, max_abs = 0, ref_max = 0;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (std::isinf(ref[i]) || std::isinf(out[i])) {
+      if (static_cast<double>(out[i]) != ref[i])
+        return ::testing::AssertionFailure() << "element " << i << ": " << out[i] << " vs " << ref[i];
+      continue;
+    }
+    if (std::isnan(out[i]) != std::isnan(ref[i]))
+      return ::testing::AssertionFailure() << "element " << i << ": " << out[i] << " vs " << ref[i];
+    if (std::isnan(ref[i])) continue;
+    const double d = out[i] - ref[i];
+    diff2 += d * d;
+    ref2 += ref[i] * ref[i];
+    max_abs = std::max(max_abs, std::abs(d));
+    ref_max = std::max(ref_max, std::abs(ref[i]));
+  }
+  const double rel = ref2 > 0 ? std::sqrt(diff2 / ref2) : std::sqrt(diff2);
+  const double abs_bound = tol.max_abs * std::max(1.0, ref_max);
+  if (rel > tol.rel_norm || max_abs > abs_bound)
+    return ::testing::AssertionFailure() << "relative norm error " << rel << " (bound "
+                                         << tol.rel_norm << "), max abs error " << max_abs
+                                         << " (bound " << abs_bound << ")";
+  return ::testing::AssertionSuccess();
+}
+
+inline ::testing::AssertionResult close(std::span<const float> out, std::span<const float> ref,
+                                        Tolerance tol) {
+  std::vector<double> r(ref.begin(), ref.end());
+  return close(out, std::span<const double>(r), tol);
+}
+
+// Every float NaN: an output element the code under test forgets to write fails close().
+template <class T>
+void poison(Buffer<T>& b) {
+  b.fill_bytes(0xFF);
+}
+inline void poison(std::vector<float>& v) {
+  std::fill(v.begin(), v.end(), std::numeric_limits<float>::quiet_NaN());
+}
+
+// Fresh random inputs from the library's own generator (CPU reference path).
+inline std::vector<float> normals(std::int64_t n, std::uint64_t seed, float mean = 0,
+                                  float stddev = 1) {
+  std::vector<float> v(n);
+  fill_normal(Context::cpu(), v.data(), n, RngKey{seed, 0x7e57, 0}, mean, stddev);
+  return v;
+}
+inline std::vector<float> uniforms(std::int64_t n, std::uint64_t seed, float low = 0,
+                                   float high = 1) {
+  std::vector<float> v(n);
+  fill_uniform(Context::cpu(), v.data(), n, RngKey{seed, 0x7e58, 0}, low, high);
+  return v;
+}
+
+// Rows of random distributions: p = softmax(temperature * z), rows x K.
+inline std::vector<float> random_distributions(std::int64_t rows, std::int64_t K,
+                                               std::uint64_t seed, float temperature = 1) {
+  auto z = normals(rows * K, seed);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    double m = -1e30, s = 0;
+    for (std::int64_t k = 0; k < K; ++k) m = std::max<double>(m, temperature * z[r * K + k]);
+    std::vector<double> e(K);
+    for (std::int64_t k = 0; k < K; ++k) s += e[k] = std::exp(temperature * z[r * K + k] - m);
+    for (std::int64_t k = 0; k < K; ++k) z[r * K + k] = static_cast<float>(e[k] / s);
+  }
+  return z;
+}
+
+// Base of every GPU test: skips, saying why, when no CUDA device is usable.
+class GpuTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (Context::cuda_device_count() == 0)
+      GTEST_SKIP() << "no CUDA device: " << Context::cuda_unavailable_reason();
+    ctx = Context::cuda(0);
+  }
+  Context ctx = Context::cpu();
+};
+
+// Device copy of host data, and host copy of device data.
+template <class T>
+Buffer<T> to_device(const Context& ctx, const std::vector<T>& h) {
+  return Buffer<T>(ctx, std::span<const T>(h));
+}
+
+}  // namespace genai::test
