@@ -31,8 +31,60 @@ std::vector<float> on_device(const Context& ctx, const std::vector<const std::ve
                              std::size_t out_size,
                              const std::function<void(const std::vector<const float*>&, float*)>& f);
 
-// Subcommand registration, one function per module (cli/<module>.cpp).
-void add_info_commands(CLI::App& app);  // entropy, kl
-void add_demo_command(CLI::App& app);
+// ---- the demo tour ---------------------------------------------------------------------------
+// Each module adds rows (a kernel case checked against the CPU reference and timed) and checks
+// (a problem-set answer) from its own cli/<module>.cpp.
+struct TourRow {
+  std::string module, what, device;
+  double max_error = 0;  // max |out - ref| / max |ref|
+  double ms = 0;
+  std::string throughput;
+  bool ok = true;
+};
+
+struct TourCheck {
+  std::string problem, what;
+  double got, expected, tolerance;
+  bool ok() const;
+};
+
+struct Tour {
+  Context ctx;
+  std::string out_dir;  // "" when the demo writes no files
+  std::vector<TourRow> rows;
+  std::vector<TourCheck> checks;
+  std::vector<std::string> files;  // pictures and data written under out_dir
+
+  // Milliseconds of one run of f on ctx, after one warm-up run.
+  double time(const std::function<void()>& f) const;
+  // A kernel case: run(ctx, out) on the tour's device, reference(out) on the host; `bytes`
+  // moved by one run gives the throughput column.
+  void add(const std::string& module, const std::string& what, std::size_t n_out, double bytes,
+           const std::function<void(const Context&, float*)>& run,
+           const std::function<void(float*)>& reference, double tolerance);
+  void check(std::string problem, std::string what, double got, double expected,
+             double tolerance);
+};
+
+// ---- registration --------------------------------------------------------------------------
+// A module's cli/<module>.cpp registers its subcommands and its demo step with
+//   GENAI_CLI_MODULE(order, add_commands, tour_step)
+// (order: position in `genai --help` and in the demo; either function may be nullptr).
+using AddCommands = void (*)(CLI::App&);
+using TourStep = void (*)(Tour&);
+struct Module {
+  int order;
+  const char* name;
+  AddCommands add_commands;
+  TourStep tour;
+};
+std::vector<Module>& modules();  // sorted by order on use
+bool register_module(Module m);
+
+#define GENAI_CLI_CONCAT_(a, b) a##b
+#define GENAI_CLI_CONCAT(a, b) GENAI_CLI_CONCAT_(a, b)
+#define GENAI_CLI_MODULE(order, name, add_commands, tour_step)                         \
+  [[maybe_unused]] static const bool GENAI_CLI_CONCAT(genai_cli_registered_, __LINE__) = \
+      ::genai::cli::register_module({order, name, add_commands, tour_step})
 
 }  // namespace genai::cli

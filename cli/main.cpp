@@ -102,8 +102,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.add_subcommand("info", "version, build configuration, CUDA driver/runtime and devices")
       ->callback([] { genai::cli::exit_code = genai::cli::run_info(); });
-  genai::cli::add_info_commands(app);
-  genai::cli::add_demo_command(app);
+  for (const auto& m : genai::cli::modules())
+    if (m.add_commands) m.add_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

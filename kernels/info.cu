@@ -35,9 +35,10 @@ __device__ __forceinline__ float term(float p, float q) {
   if constexpr (OP == InfoOp::CrossEntropy) return p > 0.0f ? -p * logf(q) : 0.0f;
 }
 
+// Trivially constructible (it lives in __shared__ too); value-initialise: Acc a = {}.
 struct Acc {
-  float value = 0.0f, sum_p = 0.0f, sum_q = 0.0f;
-  unsigned bad = 0;  // an entry negative, NaN or inf
+  float value, sum_p, sum_q;
+  unsigned bad;  // an entry negative, NaN or inf
 
   __device__ void add(const Acc& o) {
     value += o.value;
@@ -49,7 +50,7 @@ struct Acc {
 
 __device__ __forceinline__ Acc warp_sum(Acc a) {
   for (int offset = 16; offset > 0; offset /= 2) {
-    Acc o;
+    Acc o = {};
     o.value = __shfl_xor_sync(0xffffffffu, a.value, offset);
     o.sum_p = __shfl_xor_sync(0xffffffffu, a.sum_p, offset);
     o.sum_q = __shfl_xor_sync(0xffffffffu, a.sum_q, offset);
@@ -78,7 +79,7 @@ __global__ void __launch_bounds__(kThreads)
        row < rows; row += static_cast<std::int64_t>(gridDim.x) * kRowsPerBlock) {
     const float* pr = p + row * K;
     const float* qr = uses_q<OP> ? q + row * K : nullptr;
-    Acc a;
+    Acc a = {};
     for (std::int64_t k = lane; k < K; k += GROUP) {
       const float pv = __ldg(pr + k);
       const float qv = uses_q<OP> ? __ldg(qr + k) : 0.0f;
@@ -94,7 +95,7 @@ __global__ void __launch_bounds__(kThreads)
       if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = a;
       __syncthreads();
       if (threadIdx.x < 32) {
-        a = threadIdx.x < kThreads / 32 ? partial[threadIdx.x] : Acc{};
+        a = threadIdx.x < kThreads / 32 ? partial[threadIdx.x] : Acc{};  // zeros
         a = warp_sum(a);
       }
       __syncthreads();
