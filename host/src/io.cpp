@@ -31,9 +31,16 @@ DType parse_descr(const std::string& d, const std::string& name) {
   bad(name, "unsupported dtype '" + d + "' (supported: <f4, <f8, <i4, <i8, |u1)");
 }
 
+std::int64_t checked_size(const std::vector<std::int64_t>& shape, const std::string& fn);
+
 template <class To>
 std::vector<To> convert(const Array& a) {
-  const std::int64_t n = a.size();
+  const std::int64_t n = checked_size(a.shape, "genai::io::Array::to_*");
+  if (a.bytes.size() / size_of(a.dtype) != static_cast<std::uint64_t>(n) ||
+      a.bytes.size() % size_of(a.dtype) != 0)
+    throw ArgumentError("genai::io::Array::to_*: argument 'this' has " +
+                        std::to_string(a.bytes.size()) + " bytes for " + std::to_string(n) +
+                        " elements of " + to_string(a.dtype));
   std::vector<To> out(n);
   auto read = [&](auto tag) {
     using From = decltype(tag);
