@@ -16,7 +16,7 @@ void check_fill(const char* fn, const float* out, std::int64_t n) {
 }
 }  // namespace
 
-void fill_uniform(const Context& ctx, float* out, std::int64_t n, RngKey key, float low,
+void fill_uniform([[maybe_unused]] const Context& ctx, float* out, std::int64_t n, RngKey key, float low,
                   float high) {
   constexpr const char* fn = "genai::fill_uniform";
   GENAI_NVTX_RANGE(fn);
@@ -30,7 +30,7 @@ void fill_uniform(const Context& ctx, float* out, std::int64_t n, RngKey key, fl
   ref::fill_uniform(out, n, key, low, high);
 }
 
-void fill_normal(const Context& ctx, float* out, std::int64_t n, RngKey key, float mean,
+void fill_normal([[maybe_unused]] const Context& ctx, float* out, std::int64_t n, RngKey key, float mean,
                  float stddev) {
   constexpr const char* fn = "genai::fill_normal";
   GENAI_NVTX_RANGE(fn);
