@@ -7,4 +7,5 @@
 #include "genai/error.hpp"
 #include "genai/info.hpp"
 #include "genai/io.hpp"
+#include "genai/langevin.hpp"
 #include "genai/rng.hpp"

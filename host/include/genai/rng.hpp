@@ -35,6 +35,10 @@ namespace genai::rng {
 // Stream numbers taken by the library. User code should use streams below 0x100.
 namespace streams {
 inline constexpr std::uint32_t user = 0;  // genai::fill_uniform / fill_normal default
+inline constexpr std::uint32_t langevin = 0x100;  // Langevin and Brownian-motion normals
+inline constexpr std::uint32_t langevin_accept = 0x101;  // MALA's acceptance uniforms
+inline constexpr std::uint32_t diffusion_noise = 0x200;    // forward noising's epsilon
+inline constexpr std::uint32_t diffusion_sampler = 0x201;  // reverse samplers' noise, step = t
 }  // namespace streams
 
 struct Words {

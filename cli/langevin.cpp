@@ -1,0 +1,196 @@
+// genai langevin: batched ULA / MALA / annealed Langevin chains on a built-in target, with
+// acceptance, ESS and R-hat; and the module's demo rows and problem-set checks (7.4).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include "cli/common.hpp"
+#include "genai/buffer.hpp"
+#include "genai/io.hpp"
+#include "genai/langevin.hpp"
+#include "genai/rng.hpp"
+
+namespace genai::cli {
+namespace {
+
+struct LangevinArgs {
+  std::string target = "gmm8", method = "ula", device = "auto", out, trace;
+  std::int64_t chains = 4096, steps = 1000, dim = 2;
+  float step_size = 0.01f, beta = 1.0f;
+  std::uint64_t seed = 0;
+};
+
+LangevinTarget make_target(const std::string& name, std::int64_t dim) {
+  if (name == "gaussian")
+    return LangevinTarget::gaussian(std::vector<float>(dim, 0.0f), std::vector<float>(dim, 1.0f));
+  if (name == "gmm8") return LangevinTarget::gmm8();
+  if (name == "two_modes") return LangevinTarget::two_modes();
+  return LangevinTarget::double_well(dim, 1.0f, 0.3f);
+}
+
+LangevinMethod parse_method(const std::string& m) {
+  if (m == "mala") return LangevinMethod::MALA;
+  if (m == "annealed") return LangevinMethod::Annealed;
+  return LangevinMethod::ULA;
+}
+
+// At most this many trajectory records are kept for the diagnostics (and --trace).
+constexpr std::int64_t kRecords = 200;
+constexpr double kTraceBytes = 256.0 * (1 << 20);
+// ESS and R-hat use the second half of the records of at most this many chains.
+constexpr std::int64_t kDiagnosticChains = 64;
+
+void run_langevin(const LangevinArgs& a) {
+  constexpr const char* fn = "genai langevin";
+  detail::require_at_least(fn, "--chains", a.chains, 1);
+  detail::require_at_least(fn, "--steps", a.steps, 1);
+  detail::require_at_least(fn, "--dim", a.dim, 1);
+  const Context ctx = Context::from_name(a.device);
+  const LangevinTarget target = make_target(a.target, a.dim);
+  const std::int64_t d = target.d, n = a.chains * d;
+  LangevinOptions o{.method = parse_method(a.method), .step_size = a.step_size, .beta = a.beta,
+                    .steps = a.steps, .seed = a.seed};
+  const std::int64_t total = o.method == LangevinMethod::Annealed ? a.steps * o.anneal.levels : a.steps;
+  // A trajectory of <= kRecords records when it fits in kTraceBytes (or --trace asks for it).
+  const double trace_bytes = static_cast<double>(std::min(total, kRecords)) * static_cast<double>(n) * 4;
+  if (!a.trace.empty() || trace_bytes <= kTraceBytes) o.thin = std::max<std::int64_t>(1, total / kRecords);
+  const std::int64_t records = o.thin > 0 ? total / o.thin : 0;
+  // Starts uniform on [-8, 8]^d (the double well: [-2, 2]^d), from the same seed.
+  const float half = a.target == "double_well" ? 2.0f : 8.0f;
+  std::vector<float> x0(n);
+  fill_uniform(Context::cpu(), x0.data(), n, {a.seed, rng::streams::user, 0}, -half, half);
+  Buffer<float> x(ctx, std::span<const float>(x0));
+  const auto t0 = std::chrono::steady_clock::now();
+  const LangevinResult r = langevin(ctx, target, x.data(), a.chains, d, o);
+  ctx.synchronize();
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto samples = x.to_host();
+  std::printf("%s on %s: %lld chains x %lld steps in d = %lld, %.3f s, %.3g chain-steps/s\n",
+              a.method.c_str(), a.target.c_str(), static_cast<long long>(a.chains),
+              static_cast<long long>(total), static_cast<long long>(d), s,
+              static_cast<double>(a.chains) * static_cast<double>(total) / s);
+  if (o.method == LangevinMethod::MALA) {
+    double acc = 0;
+    for (auto v : r.accepted.to_host()) acc += static_cast<double>(v);
+    std::printf("acceptance rate %.4f\n", acc / (static_cast<double>(a.chains) * static_cast<double>(total)));
+  }
+  const auto traj = r.trajectory.to_host();
+  const std::int64_t m = std::min(a.chains, kDiagnosticChains), draws = records - records / 2;
+  if (o.method == LangevinMethod::Annealed) {
+    std::printf("ESS and R-hat: not reported for annealed runs (their law changes every level)\n");
+  } else if (draws < 4) {
+    std::printf("ESS and R-hat: skipped (%s)\n", records == 0 ? "the trajectory would pass 256 MiB; "
+                "--trace records it anyway" : "fewer than 8 records");
+  } else {
+    std::vector<float> part(draws * m * d);
+    for (std::int64_t t = 0; t < draws; ++t)
+      for (std::int64_t c = 0; c < m; ++c)
+        for (std::int64_t j = 0; j < d; ++j)
+          part[(t * m + c) * d + j] = traj[((records / 2 + t) * a.chains + c) * d + j];
+    std::vector<double> ess(d), rhat(d);
+    effective_sample_size(part.data(), draws, m, d, ess.data());
+    split_rhat(part.data(), draws, m, d, rhat.data());
+    std::printf("diagnostics over the last %lld of %lld records (thin %lld) of %lld chains:\n",
+                static_cast<long long>(draws), static_cast<long long>(records),
+                static_cast<long long>(o.thin), static_cast<long long>(m));
+    for (std::int64_t j = 0; j < d; ++j)
+      std::printf("  dim %lld: ESS %.1f, R-hat %.4f\n", static_cast<long long>(j), ess[j], rhat[j]);
+  }
+  if (!a.out.empty()) {
+    io::write_npy(a.out, std::span<const float>(samples), {a.chains, d});
+    std::printf("wrote %s [%lld x %lld]\n", a.out.c_str(), static_cast<long long>(a.chains),
+                static_cast<long long>(d));
+  }
+  if (!a.trace.empty()) {
+    io::write_npy(a.trace, std::span<const float>(traj), {records, a.chains, d});
+    std::printf("wrote %s [%lld x %lld x %lld]\n", a.trace.c_str(), static_cast<long long>(records),
+                static_cast<long long>(a.chains), static_cast<long long>(d));
+  }
+}
+
+void add_langevin_commands(CLI::App& app) {
+  auto a = std::make_shared<LangevinArgs>();
+  auto* cmd = app.add_subcommand("langevin", "batched Langevin chains (ULA, MALA, annealed) "
+                                             "with acceptance, ESS and R-hat");
+  cmd->add_option("--target", a->target, "gaussian (N(0, I)), gmm8, two_modes or double_well")
+      ->check(CLI::IsMember({"gaussian", "gmm8", "two_modes", "double_well"}))
+      ->capture_default_str();
+  cmd->add_option("--method", a->method, "ula, mala or annealed")
+      ->check(CLI::IsMember({"ula", "mala", "annealed"}))
+      ->capture_default_str();
+  cmd->add_option("--chains", a->chains, "number of chains")->capture_default_str();
+  cmd->add_option("--steps", a->steps, "steps (annealed: steps per level, 10 levels)")
+      ->capture_default_str();
+  cmd->add_option("--step-size", a->step_size, "h (annealed: eps)")->capture_default_str();
+  cmd->add_option("--beta", a->beta, "inverse temperature")->capture_default_str();
+  cmd->add_option("--seed", a->seed, "Philox seed")->capture_default_str();
+  cmd->add_option("--dim", a->dim, "dimension of gaussian and double_well")->capture_default_str();
+  cmd->add_option("--out", a->out, "final states, .npy [chains x d]");
+  cmd->add_option("--trace", a->trace, "thinned trajectory (<= 200 records), .npy [records x chains x d]");
+  add_device_option(*cmd, a->device);
+  cmd->callback([a] { run_langevin(*a); });
+}
+
+// ---- demo ------------------------------------------------------------------------------------
+
+// Pooled variance over chains and the moment window, from the per-chain Welford outputs.
+double pooled_variance(const LangevinResult& r, std::int64_t chains) {
+  const auto mean = r.mean.to_host(), var = r.var.to_host();
+  double m = 0, v = 0;
+  for (float x : mean) m += x;
+  m /= static_cast<double>(chains);
+  for (std::int64_t c = 0; c < chains; ++c) v += var[c] + (mean[c] - m) * (mean[c] - m);
+  return v / static_cast<double>(chains);
+}
+
+void tour_langevin(Tour& t) {
+  const Context cpu = Context::cpu();
+  // Rows: gmm8 from N(0, 4 I) starts, the tour's device against the CPU reference path by path
+  // (on the CPU, fewer chains: the row is the reference against itself).
+  const std::int64_t chains = t.ctx.is_cuda() ? 16384 : 2048, steps = 200;
+  std::vector<float> x0(2 * chains);
+  fill_normal(cpu, x0.data(), 2 * chains, {20, rng::streams::user, 0}, 0.0f, 2.0f);
+  for (auto method : {LangevinMethod::ULA, LangevinMethod::MALA}) {
+    const LangevinOptions o{.method = method, .step_size = 0.02f, .steps = steps, .seed = 20};
+    Buffer<float> x(t.ctx, std::span<const float>(x0));
+    const double ms = t.time([&] {
+      x.copy_from_host(x0);
+      langevin(t.ctx, LangevinTarget::gmm8(), x.data(), chains, 2, o);
+    });
+    const auto got = x.to_host();
+    auto expect = x0;
+    langevin(cpu, LangevinTarget::gmm8(), expect.data(), chains, 2, o);
+    double err = 0, scale = 1e-30;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      err = std::isnan(got[i]) ? INFINITY : std::max(err, std::abs(double(got[i]) - expect[i]));
+      scale = std::max(scale, std::abs(double(expect[i])));
+    }
+    char tp[64];
+    std::snprintf(tp, sizeof tp, "%.3g chain-steps/s", double(chains * steps) / (ms * 1e-3));
+    // float on the device vs double in the reference; a MALA decision can flip at rounding.
+    const double tolerance = method == LangevinMethod::ULA ? 1e-3 : 1e-2;
+    t.rows.push_back({"langevin",
+                      std::string(method == LangevinMethod::ULA ? "ULA" : "MALA") + " gmm8, " +
+                          std::to_string(chains) + " chains x 200 steps",
+                      to_string(t.ctx.device()), err / scale, ms, tp, err / scale <= tolerance});
+  }
+  // 7.4 done right: 2048 chains from x0 = 5 on N(0, 1), h = 0.1, moments over steps 201..2200.
+  // SE of the pooled variance sqrt(2 tau / (N T)) = 2.3e-3 (tau = 9.5); tolerance 5 SE.
+  for (auto method : {LangevinMethod::ULA, LangevinMethod::MALA}) {
+    const std::int64_t n = 2048;
+    Buffer<float> x(t.ctx, std::span<const float>(std::vector<float>(n, 5.0f)));
+    const auto r = langevin(t.ctx, LangevinTarget::gaussian({0}, {1}), x.data(), n, 1,
+                            {.method = method, .step_size = 0.1f, .steps = 2200, .seed = 74,
+                             .moments = true, .burn_in = 200});
+    const bool ula = method == LangevinMethod::ULA;
+    t.check("7.4", ula ? "ULA h=0.1 stationary variance, 1/(1-h/2)" : "MALA h=0.1 variance",
+            pooled_variance(r, n), ula ? 1 / (1 - 0.05) : 1.0, 0.012);
+  }
+}
+
+}  // namespace
+
+GENAI_CLI_MODULE(20, "langevin", add_langevin_commands, tour_langevin);
+
+}  // namespace genai::cli

@@ -1,0 +1,216 @@
+#include "cpu_reference/langevin.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+#include <numeric>
+#include <vector>
+
+namespace genai::ref {
+
+std::vector<float> pack(const LangevinTarget& t) {
+  std::vector<float> p;
+  for (float w : t.weights) p.push_back(static_cast<float>(std::log(static_cast<double>(w))));
+  p.insert(p.end(), t.means.begin(), t.means.end());
+  p.insert(p.end(), t.vars.begin(), t.vars.end());
+  p.insert(p.end(), t.chol.begin(), t.chol.end());
+  return p;
+}
+
+TargetView view(const LangevinTarget& t, const float* packed) {
+  const std::int64_t kd = t.K * t.d;
+  return {t.kind,           static_cast<int>(t.d),   static_cast<int>(t.K),
+          packed,           packed + t.K,            packed + t.K + kd,
+          packed + t.K + 2 * kd, t.height,           t.tilt};
+}
+
+void langevin(const ChainSetup& setup, float* x) {
+  const int d = setup.d;
+  std::vector<double> work(6 * static_cast<std::size_t>(d));
+  double *xs = work.data(), *y = xs + d, *gx = y + d, *gy = gx + d, *mu = gy + d, *m2 = mu + d;
+  for (std::int64_t c = 0; c < setup.chains; ++c)
+    run_chain<double, 0>(setup, c, x + c * d, xs, y, gx, gy, mu, m2);
+}
+
+void brownian_motion(float* out, std::int64_t paths, int d, std::int64_t steps, float dt,
+                     std::uint64_t seed) {
+  for (std::int64_t p = 0; p < paths; ++p)
+    brownian_path<double>(out + p * (steps + 1) * d, p, d, steps, dt, seed);
+}
+
+namespace {
+
+// Phi^{-1}(p), 0 < p < 1: Acklam's rational approximation (relative error 1.15e-9) and one
+// Halley step on erfc, which brings it to double precision.
+double normal_quantile(double p) {
+  static constexpr double a[] = {-3.969683028665376e+01, 2.209460984245205e+02,
+                                 -2.759285104469687e+02, 1.383577518672690e+02,
+                                 -3.066479806614716e+01, 2.506628277459239e+00};
+  static constexpr double b[] = {-5.447609879822406e+01, 1.615858368580409e+02,
+                                 -1.556989798598866e+02, 6.680131188771972e+01,
+                                 -1.328068155288572e+01};
+  static constexpr double c[] = {-7.784894002430293e-03, -3.223964580411365e-01,
+                                 -2.400758277161838e+00, -2.549732539343734e+00,
+                                 4.374664141464968e+00, 2.938163982698783e+00};
+  static constexpr double e[] = {7.784695709041462e-03, 3.224671290700398e-01,
+                                 2.445134137142996e+00, 3.754408661907416e+00};
+  constexpr double p_low = 0.02425;
+  double x;
+  if (p < p_low || p > 1 - p_low) {
+    const double q = std::sqrt(-2 * std::log(p < p_low ? p : 1 - p));
+    x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+        ((((e[0] * q + e[1]) * q + e[2]) * q + e[3]) * q + 1);
+    if (p > 1 - p_low) x = -x;
+  } else {
+    const double q = p - 0.5, r = q * q;
+    x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
+        (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+  }
+  const double err = 0.5 * std::erfc(-x / std::sqrt(2.0)) - p;
+  const double u = err * std::sqrt(2 * std::numbers::pi) * std::exp(x * x / 2);
+  return x - u / (1 + x * u / 2);
+}
+
+// One dimension as chains x n draws, chain-major.
+struct Chains {
+  std::int64_t m, n;
+  std::vector<double> v;
+  double at(std::int64_t c, std::int64_t t) const { return v[c * n + t]; }
+};
+
+// Dimension j of samples [draws x chains x d], each chain split into its first and last
+// floor(draws/2) draws (2 * chains chains), as ArviZ's _split_chains.
+Chains split(const float* samples, std::int64_t draws, std::int64_t chains, std::int64_t d,
+             std::int64_t j) {
+  const std::int64_t half = draws / 2;
+  Chains s{2 * chains, half, std::vector<double>(2 * chains * half)};
+  for (std::int64_t c = 0; c < chains; ++c)
+    for (std::int64_t t = 0; t < half; ++t) {
+      s.v[(2 * c) * half + t] = samples[(t * chains + c) * d + j];
+      s.v[(2 * c + 1) * half + t] = samples[((draws - half + t) * chains + c) * d + j];
+    }
+  return s;
+}
+
+// Rank normalisation: average ranks r over all draws, z = Phi^{-1}((r - 3/8) / (S + 1/4)).
+Chains z_scale(Chains s) {
+  const std::size_t S = s.v.size();
+  std::vector<std::size_t> order(S);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return s.v[a] < s.v[b]; });
+  std::vector<double> z(S);
+  for (std::size_t i = 0; i < S;) {
+    std::size_t k = i;
+    while (k + 1 < S && s.v[order[k + 1]] == s.v[order[i]]) ++k;
+    const double rank = 0.5 * static_cast<double>(i + k) + 1.0;  // 1-based, ties averaged
+    const double q = normal_quantile((rank - 0.375) / (static_cast<double>(S) + 0.25));
+    for (std::size_t t = i; t <= k; ++t) z[order[t]] = q;
+    i = k + 1;
+  }
+  s.v = std::move(z);
+  return s;
+}
+
+double mean_of(const Chains& s, std::int64_t c) {
+  double m = 0;
+  for (std::int64_t t = 0; t < s.n; ++t) m += s.at(c, t);
+  return m / static_cast<double>(s.n);
+}
+
+// Gelman-Rubin: sqrt(((n-1)/n W + B/n) / W), B/n the variance of chain means, W the mean
+// within-chain variance (both with n-1 / m-1 denominators).
+double rhat(const Chains& s) {
+  std::vector<double> means(s.m);
+  double grand = 0, within = 0;
+  for (std::int64_t c = 0; c < s.m; ++c) {
+    means[c] = mean_of(s, c);
+    grand += means[c];
+    double v = 0;
+    for (std::int64_t t = 0; t < s.n; ++t) v += (s.at(c, t) - means[c]) * (s.at(c, t) - means[c]);
+    within += v / static_cast<double>(s.n - 1);
+  }
+  grand /= static_cast<double>(s.m);
+  within /= static_cast<double>(s.m);
+  double between = 0;
+  for (double m : means) between += (m - grand) * (m - grand);
+  between = static_cast<double>(s.n) * between / static_cast<double>(s.m - 1);
+  const double n = static_cast<double>(s.n);
+  return std::sqrt((between / within + n - 1) / n);
+}
+
+// ArviZ's _ess: autocovariances averaged over chains, Geyer's initial positive then initial
+// monotone sequence, tau = -1 + 2 sum rho_t, ESS = m n / tau.
+double ess(const Chains& s) {
+  const std::int64_t m = s.m, n = s.n;
+  std::vector<double> means(m);
+  for (std::int64_t c = 0; c < m; ++c) means[c] = mean_of(s, c);
+  // Mean over chains of the biased (1/n) autocovariance at `lag`.
+  auto acov = [&](std::int64_t lag) {
+    double total = 0;
+    for (std::int64_t c = 0; c < m; ++c) {
+      double a = 0;
+      for (std::int64_t t = 0; t + lag < n; ++t)
+        a += (s.at(c, t) - means[c]) * (s.at(c, t + lag) - means[c]);
+      total += a / static_cast<double>(n);
+    }
+    return total / static_cast<double>(m);
+  };
+  const double nd = static_cast<double>(n);
+  const double mean_var = acov(0) * nd / (nd - 1);
+  double var_plus = mean_var * (nd - 1) / nd;
+  if (m > 1) {
+    double g = 0, v = 0;
+    for (double x : means) g += x;
+    g /= static_cast<double>(m);
+    for (double x : means) v += (x - g) * (x - g);
+    var_plus += v / static_cast<double>(m - 1);
+  }
+  std::vector<double> rho(n, 0.0);
+  double rho_even = 1.0, rho_odd = 1.0 - (mean_var - acov(1)) / var_plus;
+  rho[0] = rho_even;
+  rho[1] = rho_odd;
+  std::int64_t t = 1;
+  while (t < n - 3 && rho_even + rho_odd > 0.0) {
+    rho_even = 1.0 - (mean_var - acov(t + 1)) / var_plus;
+    rho_odd = 1.0 - (mean_var - acov(t + 2)) / var_plus;
+    if (rho_even + rho_odd >= 0) {
+      rho[t + 1] = rho_even;
+      rho[t + 2] = rho_odd;
+    }
+    t += 2;
+  }
+  const std::int64_t max_t = t - 2;
+  if (rho_even > 0) rho[max_t + 1] = rho_even;
+  for (t = 1; t <= max_t - 2; t += 2)
+    if (rho[t + 1] + rho[t + 2] > rho[t - 1] + rho[t]) rho[t + 1] = rho[t + 2] = (rho[t - 1] + rho[t]) / 2;
+  double tau = -1.0 + rho[max_t + 1];
+  for (std::int64_t k = 0; k <= max_t; ++k) tau += 2 * rho[k];
+  const double total = static_cast<double>(m) * nd;
+  tau = std::max(tau, 1.0 / std::log10(total));
+  return total / tau;
+}
+
+}  // namespace
+
+void effective_sample_size(const float* samples, std::int64_t draws, std::int64_t chains,
+                           std::int64_t d, double* out) {
+  for (std::int64_t j = 0; j < d; ++j) out[j] = ess(z_scale(split(samples, draws, chains, d, j)));
+}
+
+void split_rhat(const float* samples, std::int64_t draws, std::int64_t chains, std::int64_t d,
+                double* out) {
+  for (std::int64_t j = 0; j < d; ++j) {
+    Chains s = split(samples, draws, chains, d, j);
+    std::vector<double> sorted = s.v;
+    const std::size_t mid = sorted.size() / 2;
+    std::nth_element(sorted.begin(), sorted.begin() + mid, sorted.end());
+    double median = sorted[mid];
+    if (sorted.size() % 2 == 0)
+      median = 0.5 * (median + *std::max_element(sorted.begin(), sorted.begin() + mid));
+    Chains folded = s;
+    for (double& v : folded.v) v = std::abs(v - median);
+    out[j] = std::max(rhat(z_scale(std::move(s))), rhat(z_scale(std::move(folded))));
+  }
+}
+
+}  // namespace genai::ref

@@ -1,0 +1,316 @@
+// genai langevin module: targets, argument checks, then the CPU reference or the kernels.
+#include "genai/langevin.hpp"
+
+#include <cmath>
+#include <limits>
+
+#include "cpu_reference/langevin.hpp"
+#include "genai/nvtx.hpp"
+#if GENAI_WITH_CUDA
+#include "kernels/langevin.cuh"
+#endif
+
+namespace genai {
+namespace {
+
+using detail::throw_argument;
+
+void require_finite(const char* fn, const char* arg, const std::vector<float>& v) {
+  for (std::size_t i = 0; i < v.size(); ++i)
+    if (!std::isfinite(v[i])) throw_argument(fn, arg, "entry ", i, " is ", v[i], " (must be finite)");
+}
+
+void require_positive(const char* fn, const char* arg, const std::vector<float>& v) {
+  for (std::size_t i = 0; i < v.size(); ++i)
+    if (!(std::isfinite(v[i]) && v[i] > 0.0f))
+      throw_argument(fn, arg, "entry ", i, " is ", v[i], " (must be finite and > 0)");
+}
+
+void require_positive(const char* fn, const char* arg, float v) {
+  if (!(std::isfinite(v) && v > 0.0f)) throw_argument(fn, arg, "must be finite and > 0 (got ", v, ")");
+}
+
+// A lower triangle with a finite, positive diagonal.
+void check_cholesky(const char* fn, const char* arg, const std::vector<float>& L, std::int64_t d) {
+  for (std::int64_t i = 0; i < d; ++i)
+    for (std::int64_t k = 0; k <= i; ++k) {
+      const float v = L[i * d + k];
+      if (!std::isfinite(v) || (k == i && !(v > 0.0f)))
+        throw_argument(fn, arg, "entry (", i, ", ", k, ") is ", v,
+                       k == i ? " (the diagonal must be finite and > 0)" : " (must be finite)");
+    }
+}
+
+// A hand-built target: sizes consistent with kind, d and K.
+void check_target(const char* fn, const LangevinTarget& t) {
+  detail::require_at_least(fn, "target.d", t.d, 1);
+  if (t.d > std::numeric_limits<int>::max()) throw_argument(fn, "target.d", "is too large (", t.d, ")");
+  if (t.kind == LangevinTarget::Kind::DoubleWell) {
+    require_positive(fn, "target.height", t.height);
+    if (!std::isfinite(t.tilt)) throw_argument(fn, "target.tilt", "must be finite (got ", t.tilt, ")");
+    return;
+  }
+  detail::require_at_least(fn, "target.K", t.K, 1);
+  if (t.K > std::numeric_limits<int>::max()) throw_argument(fn, "target.K", "is too large (", t.K, ")");
+  const auto kd = static_cast<std::size_t>(t.K * t.d);
+  if (t.weights.size() != static_cast<std::size_t>(t.K) || t.means.size() != kd || t.vars.size() != kd)
+    throw_argument(fn, "target", "has ", t.weights.size(), " weights, ", t.means.size(),
+                   " means and ", t.vars.size(), " variances (need K = ", t.K, ", K x d = ", kd, ")");
+  require_positive(fn, "target.weights", t.weights);
+  require_finite(fn, "target.means", t.means);
+  require_positive(fn, "target.vars", t.vars);
+  if (t.kind == LangevinTarget::Kind::GaussianCholesky) {
+    if (t.K != 1 || t.chol.size() != static_cast<std::size_t>(t.d * t.d))
+      throw_argument(fn, "target.chol", "has ", t.chol.size(), " entries (need d x d = ", t.d * t.d,
+                     ", and K = 1)");
+    check_cholesky(fn, "target.chol", t.chol, t.d);
+  }
+}
+
+}  // namespace
+
+LangevinTarget LangevinTarget::gaussian(std::vector<float> mean, std::vector<float> var) {
+  constexpr const char* fn = "genai::LangevinTarget::gaussian";
+  if (mean.empty()) throw_argument(fn, "mean", "must have at least one entry");
+  if (var.size() != mean.size())
+    throw_argument(fn, "var", "has ", var.size(), " entries, mean ", mean.size());
+  require_finite(fn, "mean", mean);
+  require_positive(fn, "var", var);
+  LangevinTarget t;
+  t.kind = Kind::Gaussian;
+  t.d = static_cast<std::int64_t>(mean.size());
+  t.K = 1;
+  t.weights = {1.0f};
+  t.means = std::move(mean);
+  t.vars = std::move(var);
+  return t;
+}
+
+LangevinTarget LangevinTarget::gaussian_cholesky(std::vector<float> mean, std::vector<float> L) {
+  constexpr const char* fn = "genai::LangevinTarget::gaussian_cholesky";
+  if (mean.empty()) throw_argument(fn, "mean", "must have at least one entry");
+  const auto d = static_cast<std::int64_t>(mean.size());
+  if (static_cast<std::int64_t>(L.size()) != d * d)
+    throw_argument(fn, "L", "has ", L.size(), " entries (need d x d = ", d * d, ")");
+  require_finite(fn, "mean", mean);
+  check_cholesky(fn, "L", L, d);
+  LangevinTarget t;
+  t.kind = Kind::GaussianCholesky;
+  t.d = d;
+  t.K = 1;
+  t.weights = {1.0f};
+  t.means = std::move(mean);
+  t.vars.assign(d, 1.0f);  // unused: the covariance is L L^T
+  t.chol = std::move(L);
+  return t;
+}
+
+LangevinTarget LangevinTarget::mixture(std::int64_t d, std::vector<float> weights,
+                                       std::vector<float> means, std::vector<float> vars) {
+  constexpr const char* fn = "genai::LangevinTarget::mixture";
+  detail::require_at_least(fn, "d", d, 1);
+  const auto K = static_cast<std::int64_t>(weights.size());
+  detail::require_at_least(fn, "weights.size()", K, 1);
+  if (static_cast<std::int64_t>(means.size()) != K * d)
+    throw_argument(fn, "means", "has ", means.size(), " entries (need K x d = ", K * d, ")");
+  if (static_cast<std::int64_t>(vars.size()) != K && static_cast<std::int64_t>(vars.size()) != K * d)
+    throw_argument(fn, "vars", "has ", vars.size(), " entries (need K = ", K, " or K x d = ", K * d, ")");
+  require_positive(fn, "weights", weights);
+  require_finite(fn, "means", means);
+  require_positive(fn, "vars", vars);
+  double total = 0;
+  for (float w : weights) total += w;
+  for (float& w : weights) w = static_cast<float>(w / total);
+  LangevinTarget t;
+  t.kind = Kind::Mixture;
+  t.d = d;
+  t.K = K;
+  t.weights = std::move(weights);
+  t.means = std::move(means);
+  if (static_cast<std::int64_t>(vars.size()) == K && d > 1) {  // isotropic: repeat per dimension
+    t.vars.resize(K * d);
+    for (std::int64_t k = 0; k < K * d; ++k) t.vars[k] = vars[k / d];
+  } else {
+    t.vars = std::move(vars);
+  }
+  return t;
+}
+
+LangevinTarget LangevinTarget::double_well(std::int64_t d, float height, float tilt) {
+  constexpr const char* fn = "genai::LangevinTarget::double_well";
+  detail::require_at_least(fn, "d", d, 1);
+  require_positive(fn, "height", height);
+  if (!std::isfinite(tilt)) throw_argument(fn, "tilt", "must be finite (got ", tilt, ")");
+  LangevinTarget t;
+  t.kind = Kind::DoubleWell;
+  t.d = d;
+  t.K = 0;
+  t.height = height;
+  t.tilt = tilt;
+  return t;
+}
+
+LangevinTarget LangevinTarget::gmm8() {
+  std::vector<float> means;
+  for (int k = 0; k < 8; ++k) {
+    const double a = k * std::acos(-1.0) / 4;
+    means.push_back(static_cast<float>(4 * std::cos(a)));
+    means.push_back(static_cast<float>(4 * std::sin(a)));
+  }
+  return mixture(2, std::vector<float>(8, 0.125f), means, std::vector<float>(8, 0.25f));
+}
+
+LangevinTarget LangevinTarget::two_modes() {
+  return mixture(2, {0.8f, 0.2f}, {5.0f, 5.0f, -5.0f, -5.0f}, {1.0f, 1.0f});
+}
+
+LangevinTarget LangevinTarget::noised(float sigma) const {
+  constexpr const char* fn = "genai::LangevinTarget::noised";
+  if (!(std::isfinite(sigma) && sigma >= 0.0f))
+    throw_argument(fn, "sigma", "must be finite and >= 0 (got ", sigma, ")");
+  if (kind == Kind::DoubleWell || kind == Kind::GaussianCholesky)
+    throw_argument(fn, "this", kind == Kind::DoubleWell ? "is a double well" : "is a Cholesky Gaussian",
+                   ": noised() takes a diagonal Gaussian or a mixture");
+  LangevinTarget t = *this;
+  for (float& v : t.vars) v += sigma * sigma;
+  return t;
+}
+
+LangevinResult langevin(const Context& ctx, const LangevinTarget& target, float* x,
+                        std::int64_t chains, std::int64_t d, const LangevinOptions& opts) {
+  constexpr const char* fn = "genai::langevin";
+  GENAI_NVTX_RANGE(fn);
+  check_target(fn, target);
+  detail::require_at_least(fn, "chains", chains, 1);
+  if (d != target.d) throw_argument(fn, "d", "is ", d, " but the target has d = ", target.d);
+  detail::require_not_null(fn, "x", x);
+  require_positive(fn, "opts.step_size", opts.step_size);
+  require_positive(fn, "opts.beta", opts.beta);
+  detail::require_at_least(fn, "opts.steps", opts.steps, 1);
+  const bool annealed = opts.method == LangevinMethod::Annealed;
+  if (annealed) {
+    if (target.kind == LangevinTarget::Kind::DoubleWell ||
+        target.kind == LangevinTarget::Kind::GaussianCholesky)
+      throw_argument(fn, "target", "is a ",
+                     target.kind == LangevinTarget::Kind::DoubleWell ? "double well" : "Cholesky Gaussian",
+                     ": annealing needs a diagonal Gaussian or a mixture target");
+    detail::require_at_least(fn, "opts.anneal.levels", opts.anneal.levels, 1);
+    require_positive(fn, "opts.anneal.sigma_first", opts.anneal.sigma_first);
+    require_positive(fn, "opts.anneal.sigma_last", opts.anneal.sigma_last);
+    if (opts.anneal.sigma_last > opts.anneal.sigma_first)
+      throw_argument(fn, "opts.anneal.sigma_last", "is ", opts.anneal.sigma_last,
+                     ", above sigma_first ", opts.anneal.sigma_first);
+  }
+  const std::int64_t levels = annealed ? opts.anneal.levels : 1;
+  constexpr std::int64_t kCounters = std::int64_t{1} << 32;  // Philox step counter: 32 bits
+  if (opts.steps > kCounters / levels || opts.first_step + opts.steps * levels > kCounters)
+    throw_argument(fn, "opts.steps", "times levels from opts.first_step ", opts.first_step,
+                   " passes 2^32 steps (got ", opts.steps, " x ", levels, ")");
+  const std::int64_t total = opts.steps * levels;
+  detail::require_at_least(fn, "opts.thin", opts.thin, 0);
+  if (opts.moments && (opts.burn_in < 0 || opts.burn_in >= total))
+    throw_argument(fn, "opts.burn_in", "must be in [0, ", total, ") (got ", opts.burn_in, ")");
+  const std::int64_t records = opts.thin > 0 ? total / opts.thin : 0;
+  const double trajectory_bytes = static_cast<double>(records) * static_cast<double>(chains) *
+                                  static_cast<double>(d) * sizeof(float);
+  if (trajectory_bytes > static_cast<double>(opts.max_trajectory_bytes))
+    throw_argument(fn, "opts.thin", "= ", opts.thin, " records ", records, " x ", chains, " x ",
+                   d, " floats = ", trajectory_bytes, " bytes, more than opts.max_trajectory_bytes ",
+                   opts.max_trajectory_bytes, " (raise thin or the limit)");
+  const std::int64_t n = chains * d;
+  std::int64_t bad = -1;
+#if GENAI_WITH_CUDA
+  if (ctx.is_cuda()) bad = cuda::first_non_finite(ctx, x, n);
+#endif
+  if (!ctx.is_cuda())
+    for (std::int64_t i = 0; i < n && bad < 0; ++i)
+      if (!std::isfinite(x[i])) bad = i;
+  if (bad >= 0)
+    throw_argument(fn, "x", "chain ", bad / d, " dimension ", bad % d, " is not finite");
+
+  LangevinResult r;
+  r.total_steps = total;
+  if (records > 0) r.trajectory = Buffer<float>(ctx, static_cast<std::size_t>(records * n));
+  if (opts.moments) {
+    r.mean = Buffer<float>(ctx, static_cast<std::size_t>(n));
+    r.var = Buffer<float>(ctx, static_cast<std::size_t>(n));
+  }
+  if (opts.method == LangevinMethod::MALA)
+    r.accepted = Buffer<std::int64_t>(ctx, static_cast<std::size_t>(chains));
+  const ref::ChainSetup setup{{},
+                              opts.method,
+                              opts.step_size,
+                              opts.beta,
+                              opts.steps,
+                              static_cast<int>(levels),
+                              opts.anneal.sigma_first,
+                              opts.anneal.sigma_last,
+                              opts.seed,
+                              opts.first_step,
+                              chains,
+                              static_cast<int>(d),
+                              opts.burn_in,
+                              opts.thin,
+                              records > 0 ? r.trajectory.data() : nullptr,
+                              opts.moments ? r.mean.data() : nullptr,
+                              opts.moments ? r.var.data() : nullptr,
+                              r.accepted.data()};
+#if GENAI_WITH_CUDA
+  if (ctx.is_cuda()) {
+    cuda::langevin(ctx, target, setup, x);
+    return r;
+  }
+#endif
+  const std::vector<float> packed = ref::pack(target);
+  ref::ChainSetup cpu = setup;
+  cpu.target = ref::view(target, packed.data());
+  ref::langevin(cpu, x);
+  return r;
+}
+
+void brownian_motion(const Context& ctx, float* out, std::int64_t paths, std::int64_t d,
+                     std::int64_t steps, float dt, std::uint64_t seed) {
+  constexpr const char* fn = "genai::brownian_motion";
+  GENAI_NVTX_RANGE(fn);
+  detail::require_at_least(fn, "paths", paths, 1);
+  detail::require_at_least(fn, "d", d, 1);
+  if (d > std::numeric_limits<int>::max()) throw_argument(fn, "d", "is too large (", d, ")");
+  detail::require_at_least(fn, "steps", steps, 1);
+  if (steps > (std::int64_t{1} << 32)) throw_argument(fn, "steps", "must be <= 2^32 (got ", steps, ")");
+  require_positive(fn, "dt", dt);
+  detail::require_not_null(fn, "out", out);
+#if GENAI_WITH_CUDA
+  if (ctx.is_cuda()) return cuda::brownian_motion(ctx, out, paths, static_cast<int>(d), steps, dt, seed);
+#endif
+  (void)ctx;
+  ref::brownian_motion(out, paths, static_cast<int>(d), steps, dt, seed);
+}
+
+namespace {
+void check_samples(const char* fn, const float* samples, std::int64_t draws, std::int64_t chains,
+                   std::int64_t d, const double* out) {
+  detail::require_at_least(fn, "draws", draws, 4);
+  detail::require_at_least(fn, "chains", chains, 1);
+  detail::require_at_least(fn, "d", d, 1);
+  detail::require_not_null(fn, "samples", samples);
+  detail::require_not_null(fn, "out", out);
+}
+}  // namespace
+
+void effective_sample_size(const float* samples, std::int64_t draws, std::int64_t chains,
+                           std::int64_t d, double* out) {
+  constexpr const char* fn = "genai::effective_sample_size";
+  GENAI_NVTX_RANGE(fn);
+  check_samples(fn, samples, draws, chains, d, out);
+  ref::effective_sample_size(samples, draws, chains, d, out);
+}
+
+void split_rhat(const float* samples, std::int64_t draws, std::int64_t chains, std::int64_t d,
+                double* out) {
+  constexpr const char* fn = "genai::split_rhat";
+  GENAI_NVTX_RANGE(fn);
+  check_samples(fn, samples, draws, chains, d, out);
+  ref::split_rhat(samples, draws, chains, d, out);
+}
+
+}  // namespace genai
