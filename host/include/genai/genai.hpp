@@ -4,6 +4,7 @@
 #include "genai/buffer.hpp"
 #include "genai/config.hpp"
 #include "genai/context.hpp"
+#include "genai/diffusion.hpp"
 #include "genai/error.hpp"
 #include "genai/info.hpp"
 #include "genai/io.hpp"

@@ -1,0 +1,64 @@
+// CPU reference of the diffusion module, and the per-element formulas it shares with
+// kernels/diffusion.cu (GENAI_HD: host and device), written with rng::detail's correctly rounded
+// operations so that the CPU and the GPU give the same bits for the same inputs.
+#pragma once
+
+#include <cstdint>
+
+#include "genai/diffusion.hpp"
+#include "genai/rng.hpp"
+
+namespace genai::ref {
+
+// Every reverse update is affine in (x, m) = (state, model output):
+//   x0  = p x + q m, clamped to [-clip, clip] when clip > 0
+//   eps = r x + s m
+//   out = a x0 + b x + c eps + sigma z
+// DDPM, DDIM, PF-ODE Euler and the stages of Heun are choices of these eight numbers.
+struct StepCoeffs {
+  float p, q, r, s, a, b, c, sigma;
+};
+
+GENAI_HD float step_element(const StepCoeffs& k, float x, float m, float z, float clip) {
+  using namespace rng::detail;
+  float x0 = add(mul(k.p, x), mul(k.q, m));
+  if (clip > 0.0f) x0 = x0 < -clip ? -clip : (x0 > clip ? clip : x0);
+  const float eps = add(mul(k.r, x), mul(k.s, m));
+  return add(add(add(mul(k.a, x0), mul(k.b, x)), mul(k.c, eps)), mul(k.sigma, z));
+}
+
+// Forward noising of one element: x_t = sa x0 + sb eps, v = sa eps - sb x0.
+GENAI_HD float noised(float sa, float sb, float x0, float eps) {
+  return rng::detail::add(rng::detail::mul(sa, x0), rng::detail::mul(sb, eps));
+}
+GENAI_HD float v_target(float sa, float sb, float x0, float eps) {
+  return rng::detail::add(rng::detail::mul(sa, eps), -rng::detail::mul(sb, x0));
+}
+
+// The coefficients of the step t -> prev_t (prev_t = -1: to x_0) in double, rounded to float.
+// For PFOdeHeun they are those of the Euler predictor.
+StepCoeffs step_coeffs(const NoiseSchedule& s, SamplerKind kind, std::int64_t t,
+                       std::int64_t prev_t, const StepOptions& o);
+// eps = r x + s m of a prediction type at timestep t (the other six numbers 0, c = 1).
+StepCoeffs epsilon_coeffs(const NoiseSchedule& s, PredictionType type, std::int64_t t);
+
+// out[r, j] = step_element(k, x, m, z, clip); z = Philox normal (stream diffusion_sampler,
+// step `step`) when k.sigma != 0, else 0. out may alias x or m.
+void affine_step(const StepCoeffs& k, const float* x, const float* m, std::int64_t n,
+                 std::int64_t d, std::uint64_t seed, std::uint32_t step, float clip, float* out);
+// x ~ N(0, I) [n x d] from stream diffusion_sampler at `step`.
+void draw_sampler_noise(std::int64_t n, std::int64_t d, std::uint64_t seed, std::uint32_t step,
+                        float* x);
+
+// sa[t] = sqrt(alpha_bar_t), sb[t] = sqrt(1 - alpha_bar_t) as float tables.
+void add_noise(const float* sa, const float* sb, const float* x0, const std::int64_t* timesteps,
+               std::int64_t n, std::int64_t d, float* x_t, const NoiseOptions& o);
+
+void eps_mse_loss(const float* pred, const float* target, std::int64_t n, std::int64_t d,
+                  float* row_loss, float* grad);
+
+// scale * grad log p_t(x) of the mixture at alpha_bar (double accumulation, log-sum-exp).
+void mixture_score(const GaussianMixture& m, double alpha_bar, const float* x, std::int64_t n,
+                   double scale, float* out);
+
+}  // namespace genai::ref

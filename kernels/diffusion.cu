@@ -1,0 +1,379 @@
+// Diffusion kernels.
+//
+// Element-wise (noising, reverse steps, noise draws): one thread per Philox block, i.e. per
+// (row, 4 consecutive features), so the thread that draws four normals uses them. Memory-bound:
+// noising reads x0 and writes x_t (and eps, v): 8-16 bytes per element for ~10 flops and a
+// quarter of a Philox call; the aim is the device's copy bandwidth. 16-byte loads and stores when
+// d % 4 == 0 and the pointers are 16-byte aligned. The arithmetic is ref::step_element /
+// ref::noised (correctly rounded, never contracted), so GPU and CPU agree bit for bit.
+//
+// Mixture score: one thread per point, two passes over the K components (max of the log
+// densities, then the responsibilities and the weighted sum), accumulating in the output row.
+//
+// Fused sampler: one thread per point, the whole T-step loop in one launch. The state (D <= 4
+// floats) stays in registers; each step's mixture table (K (2D + 1) floats, computed on the host
+// in double) is staged in shared memory by the block; one online-softmax pass per step and one
+// Philox call (D <= 4 normals). Per point and step: ~K (3D + 4) flops and K exps; compute-bound,
+// the aim is to hide the per-step table load behind the K-loop of 256 points.
+#include <cuda_runtime.h>
+
+#include <climits>
+#include <cmath>
+
+#include "genai/buffer.hpp"
+#include "genai/cuda_check.hpp"
+#include "kernels/diffusion.cuh"
+#include "kernels/launch.cuh"
+
+namespace genai::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+std::int64_t blocks_per_row(std::int64_t d) { return (d + 3) / 4; }
+
+bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
+
+// Loads / stores four consecutive floats of a row, 16 bytes at once when `vec`.
+__device__ __forceinline__ void load4(const float* p, int count, bool vec, float (&v)[4]) {
+  if (vec) {
+    const float4 q = *reinterpret_cast<const float4*>(p);
+    v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+  } else {
+    for (int l = 0; l < 4; ++l) v[l] = l < count ? p[l] : 0.0f;
+  }
+}
+__device__ __forceinline__ void store4(float* p, int count, bool vec, const float (&v)[4]) {
+  if (vec) {
+    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+  } else {
+    for (int l = 0; l < count; ++l) p[l] = v[l];
+  }
+}
+
+// range[0] = min, range[1] = max of the timesteps: warp shuffles, one atomic pair per warp.
+__global__ void __launch_bounds__(kThreads)
+    range_kernel(const std::int64_t* __restrict__ ts, std::int64_t n, long long* range) {
+  long long lo = LLONG_MAX, hi = LLONG_MIN;
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    lo = min(lo, static_cast<long long>(ts[i]));
+    hi = max(hi, static_cast<long long>(ts[i]));
+  }
+  for (int offset = 16; offset > 0; offset /= 2) {
+    lo = min(lo, __shfl_xor_sync(0xffffffffu, lo, offset));
+    hi = max(hi, __shfl_xor_sync(0xffffffffu, hi, offset));
+  }
+  if (threadIdx.x % 32 == 0) {
+    atomicMin(range, lo);
+    atomicMax(range + 1, hi);
+  }
+}
+
+struct NoiseArgs {
+  const float* x0;
+  const std::int64_t* timesteps;
+  const float* sa;
+  const float* sb;
+  const float* noise;  // may be null
+  float* x_t;
+  float* eps_out;      // may be null
+  float* v_out;        // may be null
+  std::int64_t n, d, nb;
+  std::uint64_t seed;
+  std::uint32_t step;
+  bool vec;
+};
+
+__global__ void __launch_bounds__(kThreads) add_noise_kernel(NoiseArgs a) {
+  for (std::int64_t b = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+       b < a.n * a.nb; b += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t row = b / a.nb, j0 = (b - row * a.nb) * 4;
+    const int count = static_cast<int>(a.d - j0 < 4 ? a.d - j0 : 4);
+    const std::int64_t t = a.timesteps[row], i = row * a.d + j0;
+    const float sa = __ldg(a.sa + t), sb = __ldg(a.sb + t);
+    float x[4], e[4], out[4];
+    load4(a.x0 + i, count, a.vec, x);
+    if (a.noise) {
+      load4(a.noise + i, count, a.vec, e);
+    } else {
+      const rng::Float4 z = rng::normal4(a.seed, rng::streams::diffusion_noise,
+                                         static_cast<std::uint64_t>(b), a.step);
+      for (int l = 0; l < 4; ++l) e[l] = z.v[l];
+    }
+    for (int l = 0; l < 4; ++l) out[l] = ref::noised(sa, sb, x[l], e[l]);
+    store4(a.x_t + i, count, a.vec, out);
+    if (a.eps_out) store4(a.eps_out + i, count, a.vec, e);
+    if (a.v_out) {
+      for (int l = 0; l < 4; ++l) out[l] = ref::v_target(sa, sb, x[l], e[l]);
+      store4(a.v_out + i, count, a.vec, out);
+    }
+  }
+}
+
+// out = step_element(k, x, m, z, clip); x, m and out may alias (each thread reads its elements
+// before writing them).
+__global__ void __launch_bounds__(kThreads)
+    affine_kernel(ref::StepCoeffs k, const float* x, const float* m, std::int64_t n,
+                  std::int64_t d, std::int64_t nb, std::uint64_t seed, std::uint32_t step,
+                  float clip, float* out, bool vec) {
+  for (std::int64_t b = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+       b < n * nb; b += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t row = b / nb, j0 = (b - row * nb) * 4, i = row * d + j0;
+    const int count = static_cast<int>(d - j0 < 4 ? d - j0 : 4);
+    rng::Float4 z = {{0, 0, 0, 0}};
+    if (k.sigma != 0.0f)
+      z = rng::normal4(seed, rng::streams::diffusion_sampler, static_cast<std::uint64_t>(b), step);
+    float xv[4], mv[4], o[4];
+    load4(x + i, count, vec, xv);
+    load4(m + i, count, vec, mv);
+    for (int l = 0; l < 4; ++l) o[l] = ref::step_element(k, xv[l], mv[l], z.v[l], clip);
+    store4(out + i, count, vec, o);
+  }
+}
+
+__global__ void __launch_bounds__(kThreads)
+    draw_kernel(std::int64_t n, std::int64_t d, std::int64_t nb, std::uint64_t seed,
+                std::uint32_t step, float* __restrict__ x) {
+  for (std::int64_t b = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+       b < n * nb; b += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t row = b / nb, j0 = (b - row * nb) * 4;
+    const rng::Float4 z =
+        rng::normal4(seed, rng::streams::diffusion_sampler, static_cast<std::uint64_t>(b), step);
+    for (int l = 0; l < 4 && j0 + l < d; ++l) x[row * d + j0 + l] = z.v[l];
+  }
+}
+
+// One thread per row, double accumulation as the reference.
+__global__ void __launch_bounds__(kThreads)
+    loss_kernel(const float* __restrict__ pred, const float* __restrict__ target, std::int64_t n,
+                std::int64_t d, double g, float* __restrict__ row_loss,
+                float* __restrict__ grad) {
+  for (std::int64_t row = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+       row < n; row += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    double acc = 0;
+    for (std::int64_t j = 0; j < d; ++j) {
+      const std::int64_t i = row * d + j;
+      const double diff = static_cast<double>(pred[i]) - target[i];
+      acc += diff * diff;
+      if (grad) grad[i] = static_cast<float>(g * diff);
+    }
+    row_loss[row] = static_cast<float>(acc / static_cast<double>(d));
+  }
+}
+
+// A mixture noised to alpha_bar, as float tables (computed in double): log_c[K] =
+// log w_k - 1/2 sum_j log v_kj, center[K x d] = sqrt(ab) mu, inv_v[K x d] = 1 / (ab var + 1 - ab),
+// stored in that order.
+std::vector<float> mixture_table(const GaussianMixture& m, double ab) {
+  const std::int64_t K = m.K, d = m.d;
+  std::vector<float> t(K * (2 * d + 1));
+  for (std::int64_t k = 0; k < K; ++k) {
+    double lc = std::log(static_cast<double>(m.weights[k]));
+    for (std::int64_t j = 0; j < d; ++j) {
+      const double v = ab * m.variances[k * d + j] + (1 - ab);
+      lc -= 0.5 * std::log(v);
+      t[K + k * d + j] = static_cast<float>(std::sqrt(ab) * m.means[k * d + j]);
+      t[K + K * d + k * d + j] = static_cast<float>(1 / v);
+    }
+    t[k] = static_cast<float>(lc);
+  }
+  return t;
+}
+
+__global__ void __launch_bounds__(kThreads)
+    mixture_kernel(const float* __restrict__ table, std::int64_t K, std::int64_t d,
+                   const float* __restrict__ x, std::int64_t n, float scale,
+                   float* __restrict__ out) {
+  const float* log_c = table;
+  const float* center = table + K;
+  const float* inv_v = table + K + K * d;
+  for (std::int64_t row = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+       row < n; row += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const float* xr = x + row * d;
+    float* o = out + row * d;
+    auto log_density = [&](std::int64_t k) {
+      float q = 0;
+      for (std::int64_t j = 0; j < d; ++j) {
+        const float diff = xr[j] - __ldg(center + k * d + j);
+        q += diff * diff * __ldg(inv_v + k * d + j);
+      }
+      return __ldg(log_c + k) - 0.5f * q;
+    };
+    float mx = -INFINITY;
+    for (std::int64_t k = 0; k < K; ++k) mx = fmaxf(mx, log_density(k));
+    for (std::int64_t j = 0; j < d; ++j) o[j] = 0;
+    float total = 0;
+    for (std::int64_t k = 0; k < K; ++k) {
+      const float w = expf(log_density(k) - mx);
+      total += w;
+      for (std::int64_t j = 0; j < d; ++j)
+        o[j] -= w * (xr[j] - __ldg(center + k * d + j)) * __ldg(inv_v + k * d + j);
+    }
+    const float f = scale / total;
+    for (std::int64_t j = 0; j < d; ++j) o[j] *= f;
+  }
+}
+
+struct DeviceStep {
+  ref::StepCoeffs k;
+  float eps_scale;  // -sqrt(1 - alpha_bar_t): epsilon = eps_scale * score
+  std::uint32_t t;
+};
+
+template <int D>
+__global__ void __launch_bounds__(kThreads)
+    fused_kernel(const float* __restrict__ tables, int K, const DeviceStep* __restrict__ steps,
+                 int nsteps, std::uint64_t seed, std::uint32_t initial_step, bool draw_initial,
+                 float clip, std::int64_t keep_every, float* __restrict__ inter,
+                 float* __restrict__ x, std::int64_t n) {
+  __shared__ float s_table[kFusedMaxK * (2 * kFusedMaxD + 1)];
+  const int table_size = K * (2 * D + 1);
+  const float* log_c = s_table;
+  const float* center = s_table + K;
+  const float* inv_v = s_table + K + K * D;
+  const std::int64_t row = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  const bool active = row < n;  // inactive threads still stage tables and reach every barrier
+  float xs[D];
+  if (active) {
+    if (draw_initial) {
+      const rng::Float4 z = rng::normal4(seed, rng::streams::diffusion_sampler,
+                                         static_cast<std::uint64_t>(row), initial_step);
+      for (int j = 0; j < D; ++j) xs[j] = z.v[j];
+    } else {
+      for (int j = 0; j < D; ++j) xs[j] = x[row * D + j];
+    }
+  }
+  for (int i = 0; i < nsteps; ++i) {
+    __syncthreads();  // everyone is done with the previous step's table
+    for (int e = threadIdx.x; e < table_size; e += blockDim.x)
+      s_table[e] = __ldg(tables + static_cast<std::int64_t>(i) * table_size + e);
+    __syncthreads();
+    if (!active) continue;
+    const DeviceStep st = steps[i];
+    // Online softmax over the components: eps = eps_scale * sum_k r_k (-(x - c_k) / v_k).
+    float mx = -INFINITY, total = 0, acc[D];
+    for (int j = 0; j < D; ++j) acc[j] = 0;
+    for (int k = 0; k < K; ++k) {
+      float diff[D], q = 0;
+      for (int j = 0; j < D; ++j) {
+        diff[j] = xs[j] - center[k * D + j];
+        q += diff[j] * diff[j] * inv_v[k * D + j];
+      }
+      const float lp = log_c[k] - 0.5f * q;
+      if (lp > mx) {
+        const float rescale = expf(mx - lp);
+        total *= rescale;
+        for (int j = 0; j < D; ++j) acc[j] *= rescale;
+        mx = lp;
+      }
+      const float w = expf(lp - mx);
+      total += w;
+      for (int j = 0; j < D; ++j) acc[j] -= w * diff[j] * inv_v[k * D + j];
+    }
+    rng::Float4 z = {{0, 0, 0, 0}};
+    if (st.k.sigma != 0.0f)
+      z = rng::normal4(seed, rng::streams::diffusion_sampler, static_cast<std::uint64_t>(row),
+                       st.t);
+    const float f = st.eps_scale / total;
+    for (int j = 0; j < D; ++j) xs[j] = ref::step_element(st.k, xs[j], f * acc[j], z.v[j], clip);
+    if (keep_every > 0 && (i + 1) % keep_every == 0) {
+      float* dst = inter + ((i + 1) / keep_every - 1) * n * D + row * D;
+      for (int j = 0; j < D; ++j) dst[j] = xs[j];
+    }
+  }
+  if (active)
+    for (int j = 0; j < D; ++j) x[row * D + j] = xs[j];
+}
+
+}  // namespace
+
+void timestep_range(const Context& ctx, const std::int64_t* timesteps, std::int64_t n,
+                    std::int64_t& lo, std::int64_t& hi) {
+  const std::vector<long long> init = {LLONG_MAX, LLONG_MIN};
+  Buffer<long long> range(ctx, std::span<const long long>(init));
+  range_kernel<<<grid_for(n, kThreads), kThreads, 0, ctx.stream()>>>(timesteps, n, range.data());
+  GENAI_LAUNCH_CHECK();
+  const auto h = range.to_host();
+  lo = h[0];
+  hi = h[1];
+}
+
+void add_noise(const Context& ctx, const std::vector<float>& sa, const std::vector<float>& sb,
+               const float* x0, const std::int64_t* timesteps, std::int64_t n, std::int64_t d,
+               float* x_t, const NoiseOptions& o) {
+  Buffer<float> dsa(ctx, std::span<const float>(sa)), dsb(ctx, std::span<const float>(sb));
+  const bool vec = d % 4 == 0 && aligned16(x0) && aligned16(x_t) &&
+                   (!o.noise || aligned16(o.noise)) && (!o.eps_out || aligned16(o.eps_out)) &&
+                   (!o.v_out || aligned16(o.v_out));
+  const NoiseArgs a{x0,      timesteps, dsa.data(), dsb.data(), o.noise,
+                    x_t,     o.eps_out, o.v_out,    n,          d,
+                    blocks_per_row(d),  o.seed,     o.step,     vec};
+  add_noise_kernel<<<grid_for(n * a.nb, kThreads), kThreads, 0, ctx.stream()>>>(a);
+  GENAI_LAUNCH_CHECK();
+}
+
+void affine_step(const Context& ctx, const ref::StepCoeffs& k, const float* x, const float* m,
+                 std::int64_t n, std::int64_t d, std::uint64_t seed, std::uint32_t step,
+                 float clip, float* out) {
+  const std::int64_t nb = blocks_per_row(d);
+  const bool vec = d % 4 == 0 && aligned16(x) && aligned16(m) && aligned16(out);
+  affine_kernel<<<grid_for(n * nb, kThreads), kThreads, 0, ctx.stream()>>>(k, x, m, n, d, nb, seed,
+                                                                           step, clip, out, vec);
+  GENAI_LAUNCH_CHECK();
+}
+
+void draw_sampler_noise(const Context& ctx, std::int64_t n, std::int64_t d, std::uint64_t seed,
+                        std::uint32_t step, float* x) {
+  const std::int64_t nb = blocks_per_row(d);
+  draw_kernel<<<grid_for(n * nb, kThreads), kThreads, 0, ctx.stream()>>>(n, d, nb, seed, step, x);
+  GENAI_LAUNCH_CHECK();
+}
+
+void eps_mse_loss(const Context& ctx, const float* pred, const float* target, std::int64_t n,
+                  std::int64_t d, float* row_loss, float* grad) {
+  const double g = 2.0 / (static_cast<double>(n) * static_cast<double>(d));
+  loss_kernel<<<grid_for(n, kThreads), kThreads, 0, ctx.stream()>>>(pred, target, n, d, g,
+                                                                    row_loss, grad);
+  GENAI_LAUNCH_CHECK();
+}
+
+void mixture_score(const Context& ctx, const GaussianMixture& m, double alpha_bar,
+                   const float* x, std::int64_t n, double scale, float* out) {
+  const auto table = mixture_table(m, alpha_bar);
+  Buffer<float> dt(ctx, std::span<const float>(table));
+  mixture_kernel<<<grid_for(n, kThreads), kThreads, 0, ctx.stream()>>>(
+      dt.data(), m.K, m.d, x, n, static_cast<float>(scale), out);
+  GENAI_LAUNCH_CHECK();
+}
+
+void sample_mixture_fused(const Context& ctx, const GaussianMixture& m,
+                          const std::vector<FusedStep>& steps, std::int64_t n, std::uint64_t seed,
+                          std::uint32_t initial_step, bool draw_initial, float clip,
+                          std::int64_t keep_every, float* intermediates, float* x) {
+  std::vector<float> tables;
+  std::vector<DeviceStep> ds;
+  for (const FusedStep& s : steps) {
+    const auto t = mixture_table(m, s.alpha_bar);
+    tables.insert(tables.end(), t.begin(), t.end());
+    ds.push_back({s.k, static_cast<float>(-std::sqrt(1 - s.alpha_bar)), s.t});
+  }
+  Buffer<float> dtables(ctx, std::span<const float>(tables));
+  Buffer<DeviceStep> dsteps(ctx, std::span<const DeviceStep>(ds));
+  const unsigned grid = static_cast<unsigned>((n + kThreads - 1) / kThreads);
+  const int K = static_cast<int>(m.K), nsteps = static_cast<int>(steps.size());
+  auto launch = [&](auto kernel) {
+    kernel<<<grid, kThreads, 0, ctx.stream()>>>(dtables.data(), K, dsteps.data(), nsteps, seed,
+                                                initial_step, draw_initial, clip, keep_every,
+                                                intermediates, x, n);
+    GENAI_LAUNCH_CHECK();
+  };
+  switch (m.d) {
+    case 1: return launch(fused_kernel<1>);
+    case 2: return launch(fused_kernel<2>);
+    case 3: return launch(fused_kernel<3>);
+    default: return launch(fused_kernel<4>);
+  }
+}
+
+}  // namespace genai::cuda
