@@ -79,14 +79,7 @@ TEST(Info, ZeroQWherePIsPositiveIsInfinite) {
   EXPECT_NEAR(v, 1.0, 1e-6);
 }
 
-std::string error_of(auto&& f) {
-  try {
-    f();
-  } catch (const ArgumentError& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using test::error_of;
 
 TEST(Info, BadInputNamesArgumentAndLeavesOutputUntouched) {
   std::vector<float> out = {-7.0f, -7.0f};

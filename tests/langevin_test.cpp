@@ -22,14 +22,7 @@ namespace {
 
 const Context kCpu = Context::cpu();
 
-std::string error_of(auto&& f) {
-  try {
-    f();
-  } catch (const ArgumentError& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using test::error_of;
 
 // Pooled moments over chains and the moment window, from the per-chain Welford outputs of
 // dimension j: the mean, the variance of all samples, and the standard error of the mean

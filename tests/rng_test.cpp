@@ -134,14 +134,7 @@ TEST(Rng, UniformMomentsAndAffineRange) {
 TEST(Rng, BadArgumentsAreRejectedByName) {
   const Context cpu = Context::cpu();
   float x[4];
-  auto message = [](auto&& f) {
-    try {
-      f();
-    } catch (const ArgumentError& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
+  const auto message = [](auto&& f) { return test::error_of(f); };
   EXPECT_NE(message([&] { fill_normal(cpu, x, -1, {}); }).find("'n'"), std::string::npos);
   EXPECT_NE(message([&] { fill_normal(cpu, nullptr, 4, {}); }).find("'out'"), std::string::npos);
   EXPECT_NE(message([&] { fill_normal(cpu, x, 4, {}, 0, -1); }).find("'stddev'"), std::string::npos);

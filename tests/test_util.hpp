@@ -8,10 +8,12 @@
 #include <cstdint>
 #include <limits>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "genai/buffer.hpp"
 #include "genai/context.hpp"
+#include "genai/error.hpp"
 #include "genai/rng.hpp"
 
 namespace genai::test {
@@ -105,6 +107,17 @@ inline std::vector<float> random_distributions(std::int64_t rows, std::int64_t K
     for (std::int64_t k = 0; k < K; ++k) z[r * K + k] = static_cast<float>(e[k] / s);
   }
   return z;
+}
+
+// The message of the genai::ArgumentError that f() throws, or "(no ArgumentError)".
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const ArgumentError& e) {
+    return e.what();
+  }
+  return "(no ArgumentError)";
 }
 
 // Base of every GPU test: skips, saying why, when no CUDA device is usable.

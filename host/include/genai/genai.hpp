@@ -9,4 +9,5 @@
 #include "genai/info.hpp"
 #include "genai/io.hpp"
 #include "genai/langevin.hpp"
+#include "genai/linalg.hpp"
 #include "genai/rng.hpp"

@@ -1,0 +1,425 @@
+// genai linalg module: argument checks, method choice, then the CPU reference or cuSOLVER.
+#include "genai/linalg.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <limits>
+
+#include "cpu_reference/linalg.hpp"
+#include "genai/buffer.hpp"
+#include "genai/nvtx.hpp"
+#if GENAI_WITH_CUDA
+#include "kernels/linalg.cuh"
+#endif
+
+namespace genai {
+namespace {
+
+constexpr std::int64_t kMaxDim = std::numeric_limits<std::int32_t>::max();  // LAPACK's int
+
+struct Name {
+  SvdMethod m;
+  const char* name;
+};
+constexpr Name kNames[] = {{SvdMethod::auto_, "auto"},
+                           {SvdMethod::qr, "qr"},
+                           {SvdMethod::jacobi, "jacobi"},
+                           {SvdMethod::batched_jacobi, "batched_jacobi"},
+                           {SvdMethod::randomized, "randomized"},
+                           {SvdMethod::gram, "gram"}};
+
+void check_options(const char* fn, std::int64_t m, std::int64_t n, const SvdOptions& o) {
+  const std::int64_t k = std::min(m, n);
+  if (o.k < 0 || o.k > k)
+    detail::throw_argument(fn, "options.k", "must be in [0, min(m, n) = ", k, "] (got ", o.k,
+                           ")");
+  if (o.full && o.k != 0)
+    detail::throw_argument(fn, "options.full", "excludes top-k (options.k = ", o.k, ")");
+  if (!(std::isfinite(o.tolerance) && o.tolerance >= 0))
+    detail::throw_argument(fn, "options.tolerance", "must be finite and >= 0 (got ",
+                           o.tolerance, ")");
+  detail::require_at_least(fn, "options.max_sweeps", o.max_sweeps, 1);
+  detail::require_at_least(fn, "options.oversampling", o.oversampling, 0);
+  detail::require_at_least(fn, "options.power_iterations", o.power_iterations, 0);
+  if (!(o.rank_tolerance >= 0 && o.rank_tolerance < 1))
+    detail::throw_argument(fn, "options.rank_tolerance", "must be in [0, 1) (got ",
+                           o.rank_tolerance, ")");
+  if (o.method == SvdMethod::randomized && (o.k == 0 || o.k + o.oversampling > k))
+    detail::throw_argument(fn, "options.k", "must be >= 1 with k + oversampling <= min(m, n) = ",
+                           k, " for the randomized method (got k = ", o.k, ", oversampling = ",
+                           o.oversampling, ")");
+  if (o.method == SvdMethod::batched_jacobi && (m > 32 || n > 32))
+    detail::throw_argument(fn, "m", "and n must be <= 32 for batched_jacobi (got ", m, " x ", n,
+                           ")");
+}
+
+// The method that runs (linalg.hpp: "auto_").
+SvdMethod resolve(const Context& ctx, std::int64_t batch, std::int64_t m, std::int64_t n,
+                  const SvdOptions& o) {
+  if (!ctx.is_cuda()) return o.method == SvdMethod::gram ? SvdMethod::gram : SvdMethod::qr;
+  if (o.method != SvdMethod::auto_) return o.method;
+  if (batch > 1 && m <= 32 && n <= 32) return SvdMethod::batched_jacobi;
+  if (o.k > 0 && (o.k + o.oversampling) * 4 <= std::min(m, n)) return SvdMethod::randomized;
+  return SvdMethod::qr;
+}
+
+template <class T>
+SvdReport svd_impl(const char* fn, const Context& ctx, const T* X, std::int64_t batch,
+                   std::int64_t m, std::int64_t n, const SvdOptions& options,
+                   const SvdOutputs<T>& out) {
+  GENAI_NVTX_RANGE(fn);
+  detail::require_at_least(fn, "batch", batch, 1);
+  detail::require_at_least(fn, "m", m, 1);
+  detail::require_at_least(fn, "n", n, 1);
+  if (m > kMaxDim) detail::throw_argument(fn, "m", "must be <= ", kMaxDim, " (got ", m, ")");
+  if (n > kMaxDim) detail::throw_argument(fn, "n", "must be <= ", kMaxDim, " (got ", n, ")");
+  detail::require_not_null(fn, "X", X);
+  detail::require_not_null(fn, "out.S", out.S);
+  check_options(fn, m, n, options);
+  SvdOptions o = options;
+  o.method = resolve(ctx, batch, m, n, options);
+#if GENAI_WITH_CUDA
+  if (ctx.is_cuda()) {
+    cuda::check_finite(ctx, fn, "X", X, batch * m * n, n);
+    return cuda::svd(ctx, X, batch, m, n, o, out);
+  }
+#endif
+  ref::check_finite(fn, "X", X, batch * m, n);
+  const std::int64_t r = o.k > 0 ? o.k : std::min(m, n);
+  const std::int64_t ucols = o.full ? m : r, vrows = o.full ? n : r;
+  SvdReport total;
+  for (std::int64_t b = 0; b < batch; ++b) {
+    const SvdOutputs<T> ob{out.U ? out.U + b * m * ucols : nullptr, out.S + b * r,
+                           out.Vt ? out.Vt + b * vrows * n : nullptr};
+    const SvdReport rep = ref::svd(X + b * m * n, m, n, o, ob);
+    if (b == 0) total = rep;
+    total.sweeps = std::max(total.sweeps, rep.sweeps);
+    total.converged = total.converged && rep.converged;
+    if (b > 0) total.dropped += rep.dropped;
+  }
+  return total;
+}
+
+// The economy SVD of host data through ctx (copied to the device and back for CUDA).
+template <class T>
+SvdReport svd_host(const Context& ctx, const std::vector<T>& X, std::int64_t m, std::int64_t n,
+                   const SvdOptions& o, std::vector<T>& S, std::vector<T>& Vt) {
+  const std::int64_t k = std::min(m, n);
+  S.resize(k);
+  Vt.resize(k * n);
+  if (!ctx.is_cuda()) return svd(ctx, X.data(), m, n, o, {nullptr, S.data(), Vt.data()});
+  Buffer<T> dX(ctx, std::span<const T>(X)), dS(ctx, k), dVt(ctx, k * n);
+  const SvdReport rep = svd(ctx, dX.data(), m, n, o, {nullptr, dS.data(), dVt.data()});
+  dS.copy_to_host(S);
+  dVt.copy_to_host(Vt);
+  return rep;
+}
+
+template <class T>
+Pca pca_fit_impl(const Context& ctx, const T* X, std::int64_t rows, std::int64_t cols,
+                 const PcaOptions& o) {
+  const char* fn = "genai::pca_fit";
+  GENAI_NVTX_RANGE(fn);
+  detail::require_at_least(fn, "n_samples", rows, 2);
+  detail::require_at_least(fn, "n_features", cols, 1);
+  detail::require_not_null(fn, "X", X);
+  const std::int64_t k = std::min(rows, cols);
+  const double nc = o.n_components;
+  if (!(nc == 0 || (nc > 0 && nc < 1) || (nc >= 1 && nc <= k && nc == std::floor(nc))))
+    detail::throw_argument(fn, "options.n_components",
+                           "must be 0, a fraction in (0, 1) or an integer in [1, ", k,
+                           "] (got ", nc, ")");
+  if (!(o.rank_tolerance >= 0 && o.rank_tolerance < 1))
+    detail::throw_argument(fn, "options.rank_tolerance", "must be in [0, 1) (got ",
+                           o.rank_tolerance, ")");
+  ref::check_finite(fn, "X", X, rows, cols);
+
+  Pca p;
+  p.n_samples = rows;
+  p.n_features = cols;
+  p.whiten = o.whiten;
+  p.mean.assign(cols, 0.0);
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c < cols; ++c) p.mean[c] += X[r * cols + c];
+  for (double& v : p.mean) v /= static_cast<double>(rows);
+  std::vector<T> centred(rows * cols), S, Vt;
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c < cols; ++c)
+      centred[r * cols + c] = static_cast<T>(X[r * cols + c] - p.mean[c]);
+  p.report = svd_host(ctx, centred, rows, cols, {.method = o.method}, S, Vt);
+
+  const std::vector<double> s(S.begin(), S.end());
+  const double dof = static_cast<double>(rows - 1);
+  p.total_variance = spectrum_energy(s) / dof;
+  std::int64_t r = nc == 0 ? k : nc < 1 ? components_for_energy(s, nc) : std::int64_t(nc);
+  r = std::max<std::int64_t>(r, 1);
+  if (o.whiten) {  // 1.3(c): a direction without variance cannot be scaled to variance 1
+    std::int64_t kept = 0;
+    while (kept < r && s[kept] > o.rank_tolerance * s[0]) ++kept;
+    p.dropped = r - kept;
+    r = kept;
+  }
+  p.n_components = r;
+  p.components.assign(Vt.begin(), Vt.begin() + r * cols);
+  p.singular_values.assign(s.begin(), s.begin() + r);
+  for (std::int64_t i = 0; i < r; ++i) {
+    p.explained_variance.push_back(s[i] * s[i] / dof);
+    p.explained_variance_ratio.push_back(p.total_variance > 0
+                                             ? p.explained_variance[i] / p.total_variance
+                                             : 0.0);
+  }
+  return p;
+}
+
+// Whitening scale of component i: Z_i = projection * sqrt(n - 1) / S_i.
+double whiten_scale(const Pca& p, std::int64_t i) {
+  return p.whiten ? std::sqrt(static_cast<double>(p.n_samples - 1)) / p.singular_values[i] : 1.0;
+}
+
+template <class T>
+void pca_transform_impl(const Pca& p, const T* X, std::int64_t rows, T* Z) {
+  const char* fn = "genai::pca_transform";
+  GENAI_NVTX_RANGE(fn);
+  detail::require_at_least(fn, "rows", rows, 0);
+  if (rows == 0) return;
+  detail::require_not_null(fn, "X", X);
+  detail::require_not_null(fn, "Z", Z);
+  const std::int64_t d = p.n_features, r = p.n_components;
+  std::vector<double> x(d);
+  for (std::int64_t row = 0; row < rows; ++row) {
+    for (std::int64_t c = 0; c < d; ++c) x[c] = X[row * d + c] - p.mean[c];
+    for (std::int64_t i = 0; i < r; ++i) {
+      double acc = 0;
+      for (std::int64_t c = 0; c < d; ++c) acc += x[c] * p.components[i * d + c];
+      Z[row * r + i] = static_cast<T>(acc * whiten_scale(p, i));
+    }
+  }
+}
+
+template <class T>
+void pca_inverse_impl(const Pca& p, const T* Z, std::int64_t rows, T* X) {
+  const char* fn = "genai::pca_inverse_transform";
+  GENAI_NVTX_RANGE(fn);
+  detail::require_at_least(fn, "rows", rows, 0);
+  if (rows == 0) return;
+  detail::require_not_null(fn, "Z", Z);
+  detail::require_not_null(fn, "X", X);
+  const std::int64_t d = p.n_features, r = p.n_components;
+  std::vector<double> x(d);
+  for (std::int64_t row = 0; row < rows; ++row) {
+    x = p.mean;
+    for (std::int64_t i = 0; i < r; ++i) {
+      const double z = Z[row * r + i] / whiten_scale(p, i);
+      for (std::int64_t c = 0; c < d; ++c) x[c] += z * p.components[i * d + c];
+    }
+    for (std::int64_t c = 0; c < d; ++c) X[row * d + c] = static_cast<T>(x[c]);
+  }
+}
+
+template <class T>
+void reconstruct_impl(const T* U, const T* S, const T* Vt, std::int64_t m, std::int64_t n,
+                      std::int64_t rank, std::int64_t r, T* out) {
+  const char* fn = "genai::reconstruct";
+  GENAI_NVTX_RANGE(fn);
+  detail::require_at_least(fn, "m", m, 1);
+  detail::require_at_least(fn, "n", n, 1);
+  detail::require_at_least(fn, "rank", rank, 1);
+  if (r < 0 || r > rank)
+    detail::throw_argument(fn, "r", "must be in [0, rank = ", rank, "] (got ", r, ")");
+  detail::require_not_null(fn, "U", U);
+  detail::require_not_null(fn, "S", S);
+  detail::require_not_null(fn, "Vt", Vt);
+  detail::require_not_null(fn, "out", out);
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t j = 0; j < n; ++j) {
+      double acc = 0;
+      for (std::int64_t l = 0; l < r; ++l)
+        acc += static_cast<double>(U[i * rank + l]) * S[l] * Vt[l * n + j];
+      out[i * n + j] = static_cast<T>(acc);
+    }
+}
+
+void check_spectrum(const char* fn, std::span<const double> S) {
+  for (std::size_t i = 0; i < S.size(); ++i)
+    if (!(std::isfinite(S[i]) && S[i] >= 0))
+      detail::throw_argument(fn, "S", "entry ", i, " is ", S[i], " (must be finite and >= 0)");
+}
+
+// The big-endian element at p as a host value of type T (through the unsigned type U).
+template <class T, class U>
+T big_endian(const std::byte* p) {
+  U u = 0;
+  for (std::size_t i = 0; i < sizeof(U); ++i) u = static_cast<U>((u << 8) | U(p[i]));
+  return std::bit_cast<T>(u);
+}
+
+}  // namespace
+
+namespace io {
+
+Array parse_idx(std::span<const std::byte> f, const std::string& name) {
+  auto bad = [&](const std::string& what) { throw Error("genai::io: " + name + ": " + what); };
+  if (f.size() >= 2 && f[0] == std::byte{0x1f} && f[1] == std::byte{0x8b})
+    bad("is gzip-compressed; this build reads uncompressed IDX only (gunzip it first)");
+  if (f.size() < 4)
+    bad(detail::concat("truncated header: ", f.size(), " bytes, an IDX file starts with 4"));
+  if (f[0] != std::byte{0} || f[1] != std::byte{0})
+    bad("not an IDX file (its first two bytes must be 0x00 0x00)");
+  const int type = static_cast<int>(f[2]), ndims = static_cast<int>(f[3]);
+  struct Kind {
+    int code;
+    std::size_t bytes;
+    DType dtype;
+  };
+  constexpr Kind kinds[] = {{0x08, 1, DType::U8},  {0x09, 1, DType::I32}, {0x0B, 2, DType::I32},
+                            {0x0C, 4, DType::I32}, {0x0D, 4, DType::F32}, {0x0E, 8, DType::F64}};
+  const Kind* kind = nullptr;
+  for (const Kind& k : kinds)
+    if (k.code == type) kind = &k;
+  if (!kind)
+    bad(detail::concat("unsupported data type 0x", std::hex, type,
+                       " (supported: 0x08, 0x09, 0x0b, 0x0c, 0x0d, 0x0e)"));
+  if (ndims == 0) bad("has 0 dimensions");
+  const std::size_t header = 4 + 4 * static_cast<std::size_t>(ndims);
+  if (f.size() < header)
+    bad(detail::concat("truncated header: ", f.size(), " bytes for ", ndims, " dimensions, which need ",
+                       header));
+  Array a;
+  a.dtype = kind->dtype;
+  std::uint64_t count = 1;
+  for (int d = 0; d < ndims; ++d) {
+    const auto dim = big_endian<std::uint32_t, std::uint32_t>(f.data() + 4 + 4 * d);
+    a.shape.push_back(dim);
+    // Past f.size() elements the file is truncated whatever follows: cap, never overflow.
+    count = dim != 0 && count > (f.size() + 1) / dim ? f.size() + 1 : count * dim;
+  }
+  const std::uint64_t need = header + count * kind->bytes;
+  if (f.size() < need)
+    bad(detail::concat("truncated data: ", f.size() - header, " bytes after the header, the shape needs ",
+                       count * kind->bytes, count > f.size() ? " or more" : ""));
+  if (f.size() > need) bad(detail::concat(f.size() - need, " bytes after the data"));
+  a.bytes.resize(count * size_of(a.dtype));
+  for (std::uint64_t i = 0; i < count; ++i) {
+    const std::byte* p = f.data() + header + i * kind->bytes;
+    std::byte* out = a.bytes.data() + i * size_of(a.dtype);
+    auto put = [&](auto v) { std::memcpy(out, &v, sizeof(v)); };
+    switch (kind->code) {
+      case 0x08: put(static_cast<std::uint8_t>(p[0])); break;
+      case 0x09: put(static_cast<std::int32_t>(static_cast<std::int8_t>(p[0]))); break;
+      case 0x0B: put(static_cast<std::int32_t>(big_endian<std::int16_t, std::uint16_t>(p))); break;
+      case 0x0C: put(big_endian<std::int32_t, std::uint32_t>(p)); break;
+      case 0x0D: put(big_endian<float, std::uint32_t>(p)); break;
+      default: put(big_endian<double, std::uint64_t>(p)); break;
+    }
+  }
+  return a;
+}
+
+Array read_idx(const std::string& path) {
+  GENAI_NVTX_RANGE("genai::io::read_idx");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("genai::io: " + path + ": cannot open for reading");
+  const std::vector<char> raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return parse_idx(std::as_bytes(std::span<const char>(raw)), path);
+}
+
+}  // namespace io
+
+std::string to_string(SvdMethod m) {
+  for (const Name& n : kNames)
+    if (n.m == m) return n.name;
+  return "?";
+}
+
+SvdMethod svd_method_from_name(const std::string& name) {
+  for (const Name& n : kNames)
+    if (name == n.name) return n.m;
+  detail::throw_argument("genai::svd_method_from_name", "name",
+                         "must be auto, qr, jacobi, batched_jacobi, randomized or gram (got '",
+                         name, "')");
+}
+
+SvdReport svd(const Context& ctx, const float* X, std::int64_t m, std::int64_t n,
+              const SvdOptions& options, const SvdOutputs<float>& out) {
+  return svd_impl("genai::svd", ctx, X, 1, m, n, options, out);
+}
+SvdReport svd(const Context& ctx, const double* X, std::int64_t m, std::int64_t n,
+              const SvdOptions& options, const SvdOutputs<double>& out) {
+  return svd_impl("genai::svd", ctx, X, 1, m, n, options, out);
+}
+SvdReport svd_batched(const Context& ctx, const float* X, std::int64_t batch, std::int64_t m,
+                      std::int64_t n, const SvdOptions& options, const SvdOutputs<float>& out) {
+  return svd_impl("genai::svd_batched", ctx, X, batch, m, n, options, out);
+}
+SvdReport svd_batched(const Context& ctx, const double* X, std::int64_t batch, std::int64_t m,
+                      std::int64_t n, const SvdOptions& options, const SvdOutputs<double>& out) {
+  return svd_impl("genai::svd_batched", ctx, X, batch, m, n, options, out);
+}
+
+double spectrum_energy(std::span<const double> S) {
+  GENAI_NVTX_RANGE("genai::spectrum_energy");
+  check_spectrum("genai::spectrum_energy", S);
+  double e = 0;
+  for (double s : S) e += s * s;
+  return e;
+}
+
+std::int64_t components_for_energy(std::span<const double> S, double fraction) {
+  const char* fn = "genai::components_for_energy";
+  GENAI_NVTX_RANGE(fn);
+  if (!(fraction > 0 && fraction <= 1))
+    detail::throw_argument(fn, "fraction", "must be in (0, 1] (got ", fraction, ")");
+  check_spectrum(fn, S);
+  const double total = spectrum_energy(S);
+  double acc = 0;
+  std::int64_t r = 0;
+  while (r < static_cast<std::int64_t>(S.size()) && acc < fraction * total) {
+    acc += S[r] * S[r];
+    ++r;
+  }
+  return r;
+}
+
+double truncation_error(std::span<const double> S, std::int64_t r) {
+  const char* fn = "genai::truncation_error";
+  GENAI_NVTX_RANGE(fn);
+  if (r < 0 || r > static_cast<std::int64_t>(S.size()))
+    detail::throw_argument(fn, "r", "must be in [0, ", S.size(), "] (got ", r, ")");
+  return std::sqrt(spectrum_energy(S.subspan(r)));
+}
+
+void reconstruct(const float* U, const float* S, const float* Vt, std::int64_t m,
+                 std::int64_t n, std::int64_t rank, std::int64_t r, float* out) {
+  reconstruct_impl(U, S, Vt, m, n, rank, r, out);
+}
+void reconstruct(const double* U, const double* S, const double* Vt, std::int64_t m,
+                 std::int64_t n, std::int64_t rank, std::int64_t r, double* out) {
+  reconstruct_impl(U, S, Vt, m, n, rank, r, out);
+}
+
+Pca pca_fit(const Context& ctx, const float* X, std::int64_t n_samples, std::int64_t n_features,
+            const PcaOptions& options) {
+  return pca_fit_impl(ctx, X, n_samples, n_features, options);
+}
+Pca pca_fit(const Context& ctx, const double* X, std::int64_t n_samples,
+            std::int64_t n_features, const PcaOptions& options) {
+  return pca_fit_impl(ctx, X, n_samples, n_features, options);
+}
+void pca_transform(const Pca& p, const float* X, std::int64_t rows, float* Z) {
+  pca_transform_impl(p, X, rows, Z);
+}
+void pca_transform(const Pca& p, const double* X, std::int64_t rows, double* Z) {
+  pca_transform_impl(p, X, rows, Z);
+}
+void pca_inverse_transform(const Pca& p, const float* Z, std::int64_t rows, float* X) {
+  pca_inverse_impl(p, Z, rows, X);
+}
+void pca_inverse_transform(const Pca& p, const double* Z, std::int64_t rows, double* X) {
+  pca_inverse_impl(p, Z, rows, X);
+}
+
+}  // namespace genai

@@ -1,0 +1,643 @@
+// SVD on the GPU: cuSOLVER gesvd (qr), gesvdj (jacobi), gesvdjBatched (batched_jacobi),
+// Xgesvdr (randomized) and the Gram method (cuBLAS syrk + cuSOLVER syevd), plus small kernels
+// for layout changes and the sign rule.
+//
+// Layout. cuSOLVER is column-major and gesvd needs rows >= cols. A row-major X [m x n] is, in
+// memory, the column-major X^T [n x m]. Every method factors the tall column-major
+//   A = X^T [n x m]  when n >= m (a plain copy):             X^T = U_A S V_A^T, U_X = V_A, V_X = U_A
+//   A = X   [m x n]  when m >  n (a transposing copy):       U_X = U_A, V_X = V_A
+// into column-major U_A [M x ua], V_A [N x va] (M = max(m, n), N = min(m, n)). Column i of the
+// column-major U_X [m x .] and V_X [n x .] is then contiguous: u_i and v_i. The row-major output
+// U [m x uc] is a transposing copy of U_X; the row-major Vt [vr x n] has exactly the memory
+// layout of the column-major V_X [n x vr], so it is a plain copy of its first vr columns.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cusolverDn.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "genai/buffer.hpp"
+#include "genai/cuda_check.hpp"
+#include "kernels/launch.cuh"
+#include "kernels/linalg.cuh"
+
+namespace genai::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+// ---- kernels -------------------------------------------------------------------------------
+
+// out[b][i][j] (row-major rows x cols, batch stride out_stride) = the column-major element
+// (i, j) of in[b] (leading dimension ld, batch stride in_stride). Writes are coalesced.
+template <class T>
+__global__ void to_row_major_kernel(const T* __restrict__ in, std::int64_t ld,
+                                    std::int64_t in_stride, T* __restrict__ out,
+                                    std::int64_t rows, std::int64_t cols,
+                                    std::int64_t out_stride, std::int64_t batch) {
+  const std::int64_t per = rows * cols, total = per * batch;
+  for (std::int64_t t = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+       t < total; t += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t b = t / per, e = t % per, i = e / cols, j = e % cols;
+    out[b * out_stride + e] = in[b * in_stride + i + j * ld];
+  }
+}
+
+// Column j of out [rows x cols] (column-major, ld rows) = column (reverse ? cols-1-j : j) of in
+// (ld rows) times scale[j] (1 when scale is null).
+template <class T>
+__global__ void copy_columns_kernel(const T* __restrict__ in, T* __restrict__ out,
+                                    std::int64_t rows, std::int64_t cols, bool reverse,
+                                    const T* __restrict__ scale) {
+  for (std::int64_t t = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+       t < rows * cols; t += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t i = t % rows, j = t / rows, src = reverse ? cols - 1 - j : j;
+    out[t] = in[i + src * rows] * (scale ? scale[j] : T(1));
+  }
+}
+
+// The sign rule of linalg.hpp: pair p = b * pairs + i, u_i = U[b * u_stride + i * m + (0..m)],
+// v_i = V[b * v_stride + i * n + (0..n)]. A block per pair; the first entry of largest |v_i|
+// decides.
+template <class T>
+__global__ void __launch_bounds__(kThreads)
+    normalize_signs_kernel(T* U, std::int64_t m, std::int64_t u_stride, T* V, std::int64_t n,
+                           std::int64_t v_stride, std::int64_t pairs, std::int64_t batch) {
+  __shared__ T best_abs[kThreads];
+  __shared__ std::int64_t best_idx[kThreads];
+  __shared__ bool flip;
+  const int tid = threadIdx.x;
+  for (std::int64_t p = blockIdx.x; p < pairs * batch; p += gridDim.x) {
+    const std::int64_t b = p / pairs, i = p % pairs;
+    T* v = V + b * v_stride + i * n;
+    T ba = T(-1);
+    std::int64_t bi = n;
+    for (std::int64_t j = tid; j < n; j += kThreads) {
+      const T a = v[j] < T(0) ? -v[j] : v[j];
+      if (a > ba) {
+        ba = a;
+        bi = j;
+      }
+    }
+    best_abs[tid] = ba;
+    best_idx[tid] = bi;
+    __syncthreads();
+    for (int s = kThreads / 2; s > 0; s /= 2) {
+      if (tid < s) {
+        const T oa = best_abs[tid + s];
+        const std::int64_t oi = best_idx[tid + s];
+        if (oa > best_abs[tid] || (oa == best_abs[tid] && oi < best_idx[tid])) {
+          best_abs[tid] = oa;
+          best_idx[tid] = oi;
+        }
+      }
+      __syncthreads();
+    }
+    if (tid == 0) flip = v[best_idx[0]] < T(0);
+    __syncthreads();
+    if (flip) {
+      for (std::int64_t j = tid; j < n; j += kThreads) v[j] = -v[j];
+      if (U) {
+        T* u = U + b * u_stride + i * m;
+        for (std::int64_t r = tid; r < m; r += kThreads) u[r] = -u[r];
+      }
+    }
+    __syncthreads();  // flip and the shared arrays are reused by the next pair
+  }
+}
+
+template <class T>
+__global__ void first_non_finite_kernel(const T* __restrict__ X, std::int64_t count,
+                                        unsigned long long* first) {
+  for (std::int64_t t = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+       t < count; t += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+    if (!isfinite(X[t])) atomicMin(first, static_cast<unsigned long long>(t));
+}
+
+// ---- launchers and typed wrappers ------------------------------------------------------------
+
+template <class T>
+void to_row_major(const Context& ctx, const T* in, std::int64_t ld, std::int64_t in_stride,
+                  T* out, std::int64_t rows, std::int64_t cols, std::int64_t out_stride,
+                  std::int64_t batch) {
+  const std::int64_t total = rows * cols * batch;
+  if (total == 0) return;
+  to_row_major_kernel<<<grid_for(total, kThreads), kThreads, 0, ctx.stream()>>>(
+      in, ld, in_stride, out, rows, cols, out_stride, batch);
+  GENAI_LAUNCH_CHECK();
+}
+
+template <class T>
+void copy_columns(const Context& ctx, const T* in, T* out, std::int64_t rows, std::int64_t cols,
+                  bool reverse, const T* scale) {
+  copy_columns_kernel<<<grid_for(rows * cols, kThreads), kThreads, 0, ctx.stream()>>>(
+      in, out, rows, cols, reverse, scale);
+  GENAI_LAUNCH_CHECK();
+}
+
+template <class T>
+void copy_device(const Context& ctx, T* dst, const T* src, std::int64_t count) {
+  detail::copy_bytes(ctx, dst, Device::CUDA, src, Device::CUDA, count * sizeof(T));
+}
+
+// `height` rows of `width` elements, from src (pitch src_pitch elements) to dst.
+template <class T>
+void copy_2d(const Context& ctx, T* dst, std::int64_t dst_pitch, const T* src,
+             std::int64_t src_pitch, std::int64_t width, std::int64_t height) {
+  if (height == 1) return copy_device(ctx, dst, src, width);
+  GENAI_CUDA_CHECK(cudaMemcpy2DAsync(dst, dst_pitch * sizeof(T), src, src_pitch * sizeof(T),
+                                     width * sizeof(T), height, cudaMemcpyDeviceToDevice,
+                                     ctx.stream()));
+}
+
+template <class T>
+const char* driver_name(const char* f32, const char* f64) {
+  return std::is_same_v<T, float> ? f32 : f64;
+}
+
+// cuSOLVER and cuBLAS by type.
+cusolverStatus_t gesvd_lwork(cusolverDnHandle_t h, int m, int n, int* lw, const float*) {
+  return cusolverDnSgesvd_bufferSize(h, m, n, lw);
+}
+cusolverStatus_t gesvd_lwork(cusolverDnHandle_t h, int m, int n, int* lw, const double*) {
+  return cusolverDnDgesvd_bufferSize(h, m, n, lw);
+}
+cusolverStatus_t gesvd(cusolverDnHandle_t h, signed char ju, signed char jv, int m, int n,
+                       float* A, int lda, float* S, float* U, int ldu, float* VT, int ldvt,
+                       float* w, int lw, float* rw, int* info) {
+  return cusolverDnSgesvd(h, ju, jv, m, n, A, lda, S, U, ldu, VT, ldvt, w, lw, rw, info);
+}
+cusolverStatus_t gesvd(cusolverDnHandle_t h, signed char ju, signed char jv, int m, int n,
+                       double* A, int lda, double* S, double* U, int ldu, double* VT, int ldvt,
+                       double* w, int lw, double* rw, int* info) {
+  return cusolverDnDgesvd(h, ju, jv, m, n, A, lda, S, U, ldu, VT, ldvt, w, lw, rw, info);
+}
+cusolverStatus_t gesvdj_lwork(cusolverDnHandle_t h, cusolverEigMode_t jz, int econ, int m,
+                              int n, const float* A, int lda, const float* S, const float* U,
+                              int ldu, const float* V, int ldv, int* lw, gesvdjInfo_t p) {
+  return cusolverDnSgesvdj_bufferSize(h, jz, econ, m, n, A, lda, S, U, ldu, V, ldv, lw, p);
+}
+cusolverStatus_t gesvdj_lwork(cusolverDnHandle_t h, cusolverEigMode_t jz, int econ, int m,
+                              int n, const double* A, int lda, const double* S,
+                              const double* U, int ldu, const double* V, int ldv, int* lw,
+                              gesvdjInfo_t p) {
+  return cusolverDnDgesvdj_bufferSize(h, jz, econ, m, n, A, lda, S, U, ldu, V, ldv, lw, p);
+}
+cusolverStatus_t gesvdj(cusolverDnHandle_t h, cusolverEigMode_t jz, int econ, int m, int n,
+                        float* A, int lda, float* S, float* U, int ldu, float* V, int ldv,
+                        float* w, int lw, int* info, gesvdjInfo_t p) {
+  return cusolverDnSgesvdj(h, jz, econ, m, n, A, lda, S, U, ldu, V, ldv, w, lw, info, p);
+}
+cusolverStatus_t gesvdj(cusolverDnHandle_t h, cusolverEigMode_t jz, int econ, int m, int n,
+                        double* A, int lda, double* S, double* U, int ldu, double* V, int ldv,
+                        double* w, int lw, int* info, gesvdjInfo_t p) {
+  return cusolverDnDgesvdj(h, jz, econ, m, n, A, lda, S, U, ldu, V, ldv, w, lw, info, p);
+}
+cusolverStatus_t gesvdj_batched_lwork(cusolverDnHandle_t h, cusolverEigMode_t jz, int m, int n,
+                                      const float* A, int lda, const float* S, const float* U,
+                                      int ldu, const float* V, int ldv, int* lw,
+                                      gesvdjInfo_t p, int batch) {
+  return cusolverDnSgesvdjBatched_bufferSize(h, jz, m, n, A, lda, S, U, ldu, V, ldv, lw, p,
+                                             batch);
+}
+cusolverStatus_t gesvdj_batched_lwork(cusolverDnHandle_t h, cusolverEigMode_t jz, int m, int n,
+                                      const double* A, int lda, const double* S,
+                                      const double* U, int ldu, const double* V, int ldv,
+                                      int* lw, gesvdjInfo_t p, int batch) {
+  return cusolverDnDgesvdjBatched_bufferSize(h, jz, m, n, A, lda, S, U, ldu, V, ldv, lw, p,
+                                             batch);
+}
+cusolverStatus_t gesvdj_batched(cusolverDnHandle_t h, cusolverEigMode_t jz, int m, int n,
+                                float* A, int lda, float* S, float* U, int ldu, float* V,
+                                int ldv, float* w, int lw, int* info, gesvdjInfo_t p,
+                                int batch) {
+  return cusolverDnSgesvdjBatched(h, jz, m, n, A, lda, S, U, ldu, V, ldv, w, lw, info, p,
+                                  batch);
+}
+cusolverStatus_t gesvdj_batched(cusolverDnHandle_t h, cusolverEigMode_t jz, int m, int n,
+                                double* A, int lda, double* S, double* U, int ldu, double* V,
+                                int ldv, double* w, int lw, int* info, gesvdjInfo_t p,
+                                int batch) {
+  return cusolverDnDgesvdjBatched(h, jz, m, n, A, lda, S, U, ldu, V, ldv, w, lw, info, p,
+                                  batch);
+}
+cusolverStatus_t syevd_lwork(cusolverDnHandle_t h, int n, const float* A, const float* W,
+                             int* lw) {
+  return cusolverDnSsyevd_bufferSize(h, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, n, A,
+                                     n, W, lw);
+}
+cusolverStatus_t syevd_lwork(cusolverDnHandle_t h, int n, const double* A, const double* W,
+                             int* lw) {
+  return cusolverDnDsyevd_bufferSize(h, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, n, A,
+                                     n, W, lw);
+}
+cusolverStatus_t syevd(cusolverDnHandle_t h, int n, float* A, float* W, float* w, int lw,
+                       int* info) {
+  return cusolverDnSsyevd(h, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, n, A, n, W, w,
+                          lw, info);
+}
+cusolverStatus_t syevd(cusolverDnHandle_t h, int n, double* A, double* W, double* w, int lw,
+                       int* info) {
+  return cusolverDnDsyevd(h, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, n, A, n, W, w,
+                          lw, info);
+}
+cusolverStatus_t geqrf_lwork(cusolverDnHandle_t h, int m, int n, float* A, int lda, int* lw) {
+  return cusolverDnSgeqrf_bufferSize(h, m, n, A, lda, lw);
+}
+cusolverStatus_t geqrf_lwork(cusolverDnHandle_t h, int m, int n, double* A, int lda, int* lw) {
+  return cusolverDnDgeqrf_bufferSize(h, m, n, A, lda, lw);
+}
+cusolverStatus_t geqrf(cusolverDnHandle_t h, int m, int n, float* A, int lda, float* tau,
+                       float* w, int lw, int* info) {
+  return cusolverDnSgeqrf(h, m, n, A, lda, tau, w, lw, info);
+}
+cusolverStatus_t geqrf(cusolverDnHandle_t h, int m, int n, double* A, int lda, double* tau,
+                       double* w, int lw, int* info) {
+  return cusolverDnDgeqrf(h, m, n, A, lda, tau, w, lw, info);
+}
+cusolverStatus_t orgqr_lwork(cusolverDnHandle_t h, int m, int n, int k, const float* A, int lda,
+                             const float* tau, int* lw) {
+  return cusolverDnSorgqr_bufferSize(h, m, n, k, A, lda, tau, lw);
+}
+cusolverStatus_t orgqr_lwork(cusolverDnHandle_t h, int m, int n, int k, const double* A,
+                             int lda, const double* tau, int* lw) {
+  return cusolverDnDorgqr_bufferSize(h, m, n, k, A, lda, tau, lw);
+}
+cusolverStatus_t orgqr(cusolverDnHandle_t h, int m, int n, int k, float* A, int lda,
+                       const float* tau, float* w, int lw, int* info) {
+  return cusolverDnSorgqr(h, m, n, k, A, lda, tau, w, lw, info);
+}
+cusolverStatus_t orgqr(cusolverDnHandle_t h, int m, int n, int k, double* A, int lda,
+                       const double* tau, double* w, int lw, int* info) {
+  return cusolverDnDorgqr(h, m, n, k, A, lda, tau, w, lw, info);
+}
+cublasStatus_t syrk_t(cublasHandle_t h, int n, int k, const float* A, int lda, float* C,
+                      int ldc) {
+  const float one = 1, zero = 0;
+  return cublasSsyrk(h, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T, n, k, &one, A, lda, &zero, C, ldc);
+}
+cublasStatus_t syrk_t(cublasHandle_t h, int n, int k, const double* A, int lda, double* C,
+                      int ldc) {
+  const double one = 1, zero = 0;
+  return cublasDsyrk(h, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T, n, k, &one, A, lda, &zero, C, ldc);
+}
+cublasStatus_t gemm_nn(cublasHandle_t h, int m, int n, int k, const float* A, int lda,
+                       const float* B, int ldb, float* C, int ldc) {
+  const float one = 1, zero = 0;
+  return cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, A, lda, B, ldb, &zero, C, ldc);
+}
+cublasStatus_t gemm_nn(cublasHandle_t h, int m, int n, int k, const double* A, int lda,
+                       const double* B, int ldb, double* C, int ldc) {
+  const double one = 1, zero = 0;
+  return cublasDgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, A, lda, B, ldb, &zero, C, ldc);
+}
+
+// Throws unless every devInfo is 0 (non-convergence included: callers that handle it check
+// first).
+void require_info_zero(const std::vector<int>& info, const char* driver) {
+  for (std::size_t b = 0; b < info.size(); ++b)
+    if (info[b] != 0)
+      throw Error(detail::concat("genai::svd: ", driver, " failed (devInfo ", info[b],
+                                 info.size() > 1 ? detail::concat(" for matrix ", b) : "", ")"));
+}
+
+struct GesvdjParams {
+  gesvdjInfo_t p = nullptr;
+  GesvdjParams() { GENAI_CUSOLVER_CHECK(cusolverDnCreateGesvdjInfo(&p)); }
+  ~GesvdjParams() { cusolverDnDestroyGesvdjInfo(p); }
+  GesvdjParams(const GesvdjParams&) = delete;
+  GesvdjParams& operator=(const GesvdjParams&) = delete;
+};
+
+struct DnParams {
+  cusolverDnParams_t p = nullptr;
+  DnParams() { GENAI_CUSOLVER_CHECK(cusolverDnCreateParams(&p)); }
+  ~DnParams() { cusolverDnDestroyParams(p); }
+  DnParams(const DnParams&) = delete;
+  DnParams& operator=(const DnParams&) = delete;
+};
+
+// ---- one matrix ------------------------------------------------------------------------------
+
+// The tall column-major A of the header comment, and its factors.
+template <class T>
+struct Tall {
+  std::int64_t M = 0, N = 0;
+  bool transposed = false;  // A = X^T (n >= m)
+  Buffer<T> A;
+  Buffer<T> Ua, Va, S;      // column-major U_A [M x ua], V_A [N x va], S [N]
+  std::int64_t pairs = 0;   // singular pairs computed (N, or k for randomized)
+};
+
+template <class T>
+Tall<T> make_tall(const Context& ctx, const T* X, std::int64_t m, std::int64_t n) {
+  Tall<T> t;
+  t.M = std::max(m, n);
+  t.N = std::min(m, n);
+  t.transposed = n >= m;
+  t.A = Buffer<T>(ctx, m * n);
+  if (t.transposed)
+    copy_device(ctx, t.A.data(), X, m * n);
+  else  // the column-major n x m X^T, read as rows, is the column-major m x n X
+    to_row_major(ctx, X, n, 0, t.A.data(), n, m, 0, 1);
+  return t;
+}
+
+// qr: gesvd on A (overwritten), then V_A = (V_A^T)^T.
+template <class T>
+SvdReport run_gesvd(const Context& ctx, Tall<T>& t, bool full) {
+  cusolverDnHandle_t h = ctx.cusolver();
+  const int M = static_cast<int>(t.M), N = static_cast<int>(t.N);
+  const std::int64_t ua = full ? t.M : t.N;
+  t.Ua = Buffer<T>(ctx, t.M * ua);
+  t.S = Buffer<T>(ctx, t.N);
+  Buffer<T> VT(ctx, t.N * t.N), rwork(ctx, std::max(1, N - 1));
+  int lwork = 0;
+  GENAI_CUSOLVER_CHECK(gesvd_lwork(h, M, N, &lwork, t.A.data()));
+  Buffer<T> work(ctx, std::max(1, lwork));
+  Buffer<int> info(ctx, 1);
+  GENAI_CUSOLVER_CHECK(gesvd(h, full ? 'A' : 'S', 'A', M, N, t.A.data(), M, t.S.data(),
+                             t.Ua.data(), M, VT.data(), N, work.data(), lwork, rwork.data(),
+                             info.data()));
+  const char* driver = driver_name<T>("cusolverDnSgesvd", "cusolverDnDgesvd");
+  require_info_zero(info.to_host(), driver);
+  t.Va = Buffer<T>(ctx, t.N * t.N);
+  to_row_major(ctx, VT.data(), t.N, 0, t.Va.data(), t.N, t.N, 0, 1);  // (V^T)^T, column-major
+  t.pairs = t.N;
+  return {.method = SvdMethod::qr, .driver = driver};
+}
+
+// jacobi: gesvdj on A. Returns converged = false (outputs valid but not at tolerance) when
+// devInfo is N + 1.
+template <class T>
+SvdReport run_gesvdj(const Context& ctx, Tall<T>& t, bool full, const SvdOptions& o) {
+  cusolverDnHandle_t h = ctx.cusolver();
+  const int M = static_cast<int>(t.M), N = static_cast<int>(t.N);
+  const int econ = full ? 0 : 1;
+  const std::int64_t ua = full ? t.M : t.N;
+  t.Ua = Buffer<T>(ctx, t.M * ua);
+  t.Va = Buffer<T>(ctx, t.N * t.N);
+  t.S = Buffer<T>(ctx, t.N);
+  GesvdjParams p;
+  if (o.tolerance > 0) GENAI_CUSOLVER_CHECK(cusolverDnXgesvdjSetTolerance(p.p, o.tolerance));
+  GENAI_CUSOLVER_CHECK(cusolverDnXgesvdjSetMaxSweeps(p.p, o.max_sweeps));
+  int lwork = 0;
+  GENAI_CUSOLVER_CHECK(gesvdj_lwork(h, CUSOLVER_EIG_MODE_VECTOR, econ, M, N, t.A.data(), M,
+                                    t.S.data(), t.Ua.data(), M, t.Va.data(), N, &lwork, p.p));
+  Buffer<T> work(ctx, std::max(1, lwork));
+  Buffer<int> info(ctx, 1);
+  GENAI_CUSOLVER_CHECK(gesvdj(h, CUSOLVER_EIG_MODE_VECTOR, econ, M, N, t.A.data(), M,
+                              t.S.data(), t.Ua.data(), M, t.Va.data(), N, work.data(), lwork,
+                              info.data(), p.p));
+  SvdReport rep{.method = SvdMethod::jacobi,
+                .driver = driver_name<T>("cusolverDnSgesvdj", "cusolverDnDgesvdj")};
+  const int i = info.to_host()[0];
+  GENAI_CUSOLVER_CHECK(cusolverDnXgesvdjGetSweeps(h, p.p, &rep.sweeps));
+  GENAI_CUSOLVER_CHECK(cusolverDnXgesvdjGetResidual(h, p.p, &rep.residual));
+  rep.converged = i != N + 1;
+  if (rep.converged) require_info_zero({i}, rep.driver.c_str());
+  t.pairs = t.N;
+  return rep;
+}
+
+// randomized: Xgesvdr for the top k on A (overwritten).
+template <class T>
+SvdReport run_gesvdr(const Context& ctx, Tall<T>& t, const SvdOptions& o) {
+  cusolverDnHandle_t h = ctx.cusolver();
+  const cudaDataType type = std::is_same_v<T, float> ? CUDA_R_32F : CUDA_R_64F;
+  t.Ua = Buffer<T>(ctx, t.M * o.k);
+  t.Va = Buffer<T>(ctx, t.N * o.k);
+  t.S = Buffer<T>(ctx, t.N);
+  DnParams p;
+  std::size_t dev_bytes = 0, host_bytes = 0;
+  GENAI_CUSOLVER_CHECK(cusolverDnXgesvdr_bufferSize(
+      h, p.p, 'S', 'S', t.M, t.N, o.k, o.oversampling, o.power_iterations, type, t.A.data(),
+      t.M, type, t.S.data(), type, t.Ua.data(), t.M, type, t.Va.data(), t.N, type, &dev_bytes,
+      &host_bytes));
+  Buffer<unsigned char> dev_work(ctx, std::max<std::size_t>(1, dev_bytes));
+  std::vector<unsigned char> host_work(std::max<std::size_t>(1, host_bytes));
+  Buffer<int> info(ctx, 1);
+  GENAI_CUSOLVER_CHECK(cusolverDnXgesvdr(
+      h, p.p, 'S', 'S', t.M, t.N, o.k, o.oversampling, o.power_iterations, type, t.A.data(),
+      t.M, type, t.S.data(), type, t.Ua.data(), t.M, type, t.Va.data(), t.N, type,
+      dev_work.data(), dev_bytes, host_work.data(), host_bytes, info.data()));
+  require_info_zero(info.to_host(), "cusolverDnXgesvdr");
+  t.pairs = o.k;
+  return {.method = SvdMethod::randomized, .driver = "cusolverDnXgesvdr"};
+}
+
+// gram (problem 1.5): G = A^T A (syrk), G = V diag(lambda) V^T (syevd, ascending, so columns
+// reversed), S = sqrt(max(lambda, 0)), U_A = A V_A / S. Values S <= threshold are set to 0 and
+// their U_A columns, with the columns beyond N of a full U_A, are completed from the QR
+// factorisation of the kept columns: the trailing columns of Q are orthonormal and orthogonal
+// to them.
+template <class T>
+SvdReport run_gram(const Context& ctx, Tall<T>& t, bool full, const SvdOptions& o) {
+  cusolverDnHandle_t h = ctx.cusolver();
+  const int M = static_cast<int>(t.M), N = static_cast<int>(t.N);
+  const std::int64_t ua = full ? t.M : t.N;
+  Buffer<T> G(ctx, t.N * t.N), W(ctx, t.N);
+  GENAI_CUBLAS_CHECK(syrk_t(ctx.cublas(), N, M, t.A.data(), M, G.data(), N));
+  int lwork = 0;
+  GENAI_CUSOLVER_CHECK(syevd_lwork(h, N, G.data(), W.data(), &lwork));
+  Buffer<T> work(ctx, std::max(1, lwork));
+  Buffer<int> info(ctx, 1);
+  GENAI_CUSOLVER_CHECK(syevd(h, N, G.data(), W.data(), work.data(), lwork, info.data()));
+  const char* driver = driver_name<T>("cublasSsyrk+cusolverDnSsyevd",
+                                      "cublasDsyrk+cusolverDnDsyevd");
+  require_info_zero(info.to_host(), driver);
+
+  const std::vector<T> lambda = W.to_host();  // ascending
+  std::vector<T> s(t.N), inv(t.N);
+  for (std::int64_t j = 0; j < t.N; ++j) s[j] = std::sqrt(std::max(lambda[t.N - 1 - j], T(0)));
+  // lambda carries an absolute error ~ eps * lambda_0: below sqrt(N eps) S[0], S is noise.
+  const double eps = std::numeric_limits<T>::epsilon();
+  const double rel = o.rank_tolerance > 0 ? o.rank_tolerance : std::sqrt(t.N * eps);
+  std::int64_t valid = 0;
+  while (valid < t.N && s[valid] > rel * s[0]) ++valid;
+  for (std::int64_t j = 0; j < t.N; ++j) {
+    if (j >= valid) s[j] = 0;
+    inv[j] = j < valid ? T(1) / s[j] : T(0);
+  }
+  t.S = Buffer<T>(ctx, std::span<const T>(s));
+  const Buffer<T> scale(ctx, std::span<const T>(inv));
+  t.Va = Buffer<T>(ctx, t.N * t.N);
+  copy_columns(ctx, G.data(), t.Va.data(), t.N, t.N, true, static_cast<const T*>(nullptr));
+  Buffer<T> AV(ctx, t.M * t.N);
+  GENAI_CUBLAS_CHECK(gemm_nn(ctx.cublas(), M, N, N, t.A.data(), M, t.Va.data(), N, AV.data(), M));
+  t.Ua = Buffer<T>(ctx, t.M * ua);
+  copy_columns(ctx, AV.data(), t.Ua.data(), t.M, t.N, false, scale.data());
+  if (valid < ua) {
+    const int kept = static_cast<int>(valid), cols = static_cast<int>(ua);
+    Buffer<T> Q(ctx, t.M * ua), tau(ctx, std::max<std::int64_t>(1, valid));
+    if (valid > 0) copy_device(ctx, Q.data(), t.Ua.data(), t.M * valid);
+    int lw_qr = 0, lw_org = 0;
+    if (valid > 0) GENAI_CUSOLVER_CHECK(geqrf_lwork(h, M, kept, Q.data(), M, &lw_qr));
+    GENAI_CUSOLVER_CHECK(orgqr_lwork(h, M, cols, kept, Q.data(), M, tau.data(), &lw_org));
+    Buffer<T> qr_work(ctx, std::max({1, lw_qr, lw_org}));
+    if (valid > 0) {
+      GENAI_CUSOLVER_CHECK(geqrf(h, M, kept, Q.data(), M, tau.data(), qr_work.data(), lw_qr,
+                                 info.data()));
+      require_info_zero(info.to_host(), "cusolverDn geqrf");
+    }
+    GENAI_CUSOLVER_CHECK(orgqr(h, M, cols, kept, Q.data(), M, tau.data(), qr_work.data(),
+                               lw_org, info.data()));
+    require_info_zero(info.to_host(), "cusolverDn orgqr");
+    copy_device(ctx, t.Ua.data() + t.M * valid, Q.data() + t.M * valid, t.M * (ua - valid));
+  }
+  t.pairs = t.N;
+  return {.method = SvdMethod::gram, .driver = driver, .dropped = t.N - valid};
+}
+
+// Sign rule, then S, U and Vt (truncated to r pairs, or full) into the outputs, for `batch`
+// matrices whose U_X (column-major, ld m) and V_X (column-major, ld n) lie at the given strides.
+template <class T>
+void write_outputs(const Context& ctx, std::int64_t batch, std::int64_t m, std::int64_t n,
+                   const SvdOptions& o, T* UX, std::int64_t ux_stride, T* VX,
+                   std::int64_t vx_stride, const T* S, std::int64_t s_stride,
+                   std::int64_t pairs, const SvdOutputs<T>& out) {
+  const std::int64_t r = o.k > 0 ? o.k : std::min(m, n);
+  const std::int64_t uc = o.full ? m : r, vr = o.full ? n : r;
+  if (out.U || out.Vt) {
+    const auto blocks = static_cast<unsigned>(std::min<std::int64_t>(pairs * batch, 65535));
+    normalize_signs_kernel<<<blocks, kThreads, 0, ctx.stream()>>>(UX, m, ux_stride, VX, n,
+                                                                  vx_stride, pairs, batch);
+    GENAI_LAUNCH_CHECK();
+  }
+  copy_2d(ctx, out.S, r, S, s_stride, r, batch);
+  if (out.U) to_row_major(ctx, UX, m, ux_stride, out.U, m, uc, m * uc, batch);
+  if (out.Vt) copy_2d(ctx, out.Vt, vr * n, VX, vx_stride, vr * n, batch);
+}
+
+template <class T>
+SvdReport svd_one(const Context& ctx, const T* X, std::int64_t m, std::int64_t n,
+                  const SvdOptions& o, const SvdOutputs<T>& out) {
+  Tall<T> t = make_tall(ctx, X, m, n);
+  SvdReport rep;
+  switch (o.method) {
+    case SvdMethod::jacobi: {
+      rep = run_gesvdj(ctx, t, o.full, o);
+      if (!rep.converged && o.fallback) {
+        t = make_tall(ctx, X, m, n);
+        const SvdReport qr = run_gesvd(ctx, t, o.full);
+        rep.method = qr.method;
+        rep.driver = qr.driver;
+        rep.fell_back = true;
+      }
+      break;
+    }
+    case SvdMethod::randomized: rep = run_gesvdr(ctx, t, o); break;
+    case SvdMethod::gram: rep = run_gram(ctx, t, o.full, o); break;
+    default: rep = run_gesvd(ctx, t, o.full); break;
+  }
+  T* UX = t.transposed ? t.Va.data() : t.Ua.data();
+  T* VX = t.transposed ? t.Ua.data() : t.Va.data();
+  write_outputs(ctx, 1, m, n, o, UX, 0, VX, 0, t.S.data(), 0, t.pairs, out);
+  return rep;
+}
+
+// batched_jacobi: gesvdjBatched on the column-major X^T [n x m] of each matrix (A overwritten),
+// full U_A [n x n], V_A [m x m]; so U_X = V_A, V_X = U_A.
+template <class T>
+SvdReport svd_batched_jacobi(const Context& ctx, const T* X, std::int64_t batch,
+                             std::int64_t m, std::int64_t n, const SvdOptions& o,
+                             const SvdOutputs<T>& out) {
+  cusolverDnHandle_t h = ctx.cusolver();
+  const int M = static_cast<int>(n), N = static_cast<int>(m), B = static_cast<int>(batch);
+  const std::int64_t k = std::min(m, n);
+  Buffer<T> A(ctx, batch * m * n), Ua(ctx, batch * n * n), Va(ctx, batch * m * m),
+      S(ctx, batch * k);
+  copy_device(ctx, A.data(), X, batch * m * n);
+  GesvdjParams p;
+  if (o.tolerance > 0) GENAI_CUSOLVER_CHECK(cusolverDnXgesvdjSetTolerance(p.p, o.tolerance));
+  GENAI_CUSOLVER_CHECK(cusolverDnXgesvdjSetMaxSweeps(p.p, o.max_sweeps));
+  GENAI_CUSOLVER_CHECK(cusolverDnXgesvdjSetSortEig(p.p, 1));
+  int lwork = 0;
+  GENAI_CUSOLVER_CHECK(gesvdj_batched_lwork(h, CUSOLVER_EIG_MODE_VECTOR, M, N, A.data(), M,
+                                            S.data(), Ua.data(), M, Va.data(), N, &lwork, p.p,
+                                            B));
+  Buffer<T> work(ctx, std::max(1, lwork));
+  Buffer<int> info(ctx, batch);
+  GENAI_CUSOLVER_CHECK(gesvdj_batched(h, CUSOLVER_EIG_MODE_VECTOR, M, N, A.data(), M, S.data(),
+                                      Ua.data(), M, Va.data(), N, work.data(), lwork,
+                                      info.data(), p.p, B));
+  const std::vector<int> infos = info.to_host();
+  // cuSOLVER reports neither sweeps nor residual for the batched driver.
+  SvdReport rep{.method = SvdMethod::batched_jacobi,
+                .driver = driver_name<T>("cusolverDnSgesvdjBatched", "cusolverDnDgesvdjBatched")};
+  for (int i : infos) {
+    if (i == k + 1) rep.converged = false;
+    else if (i != 0) require_info_zero({i}, rep.driver.c_str());
+  }
+  if (!rep.converged && o.fallback) {
+    SvdOptions qr = o;
+    qr.method = SvdMethod::qr;
+    const std::int64_t r = o.k > 0 ? o.k : k, uc = o.full ? m : r, vr = o.full ? n : r;
+    for (std::int64_t b = 0; b < batch; ++b)
+      svd_one(ctx, X + b * m * n, m, n, qr,
+              {out.U ? out.U + b * m * uc : nullptr, out.S + b * r,
+               out.Vt ? out.Vt + b * vr * n : nullptr});
+    rep.method = SvdMethod::qr;
+    rep.driver = driver_name<T>("cusolverDnSgesvd", "cusolverDnDgesvd");
+    rep.fell_back = true;
+    return rep;
+  }
+  write_outputs(ctx, batch, m, n, o, Va.data(), m * m, Ua.data(), n * n, S.data(), k, k, out);
+  return rep;
+}
+
+}  // namespace
+
+template <class T>
+SvdReport svd(const Context& ctx, const T* X, std::int64_t batch, std::int64_t m,
+              std::int64_t n, const SvdOptions& o, const SvdOutputs<T>& out) {
+  if (o.method == SvdMethod::batched_jacobi)
+    return svd_batched_jacobi(ctx, X, batch, m, n, o, out);
+  const std::int64_t r = o.k > 0 ? o.k : std::min(m, n);
+  const std::int64_t uc = o.full ? m : r, vr = o.full ? n : r;
+  SvdReport total;
+  for (std::int64_t b = 0; b < batch; ++b) {
+    const SvdReport rep = svd_one(ctx, X + b * m * n, m, n, o,
+                                  {out.U ? out.U + b * m * uc : nullptr, out.S + b * r,
+                                   out.Vt ? out.Vt + b * vr * n : nullptr});
+    if (b == 0) total = rep;
+    total.sweeps = std::max(total.sweeps, rep.sweeps);
+    total.residual = std::max(total.residual, rep.residual);
+    total.converged = total.converged && rep.converged;
+    total.fell_back = total.fell_back || rep.fell_back;
+    if (b > 0) total.dropped += rep.dropped;
+  }
+  return total;
+}
+
+template <class T>
+void check_finite(const Context& ctx, const char* fn, const char* arg, const T* X,
+                  std::int64_t count, std::int64_t cols) {
+  Buffer<unsigned long long> first(ctx, 1);
+  first.fill_bytes(0xFF);
+  first_non_finite_kernel<<<grid_for(count, kThreads), kThreads, 0, ctx.stream()>>>(
+      X, count, first.data());
+  GENAI_LAUNCH_CHECK();
+  const unsigned long long i = first.to_host()[0];
+  if (i == ~0ull) return;
+  T v;
+  detail::copy_bytes(ctx, &v, Device::CPU, X + i, Device::CUDA, sizeof(T));
+  const auto e = static_cast<std::int64_t>(i);
+  detail::throw_argument(fn, arg, "entry ", e, " (row ", e / cols, ", column ", e % cols,
+                         ") is ", v, " (must be finite)");
+}
+
+template SvdReport svd(const Context&, const float*, std::int64_t, std::int64_t, std::int64_t,
+                       const SvdOptions&, const SvdOutputs<float>&);
+template SvdReport svd(const Context&, const double*, std::int64_t, std::int64_t, std::int64_t,
+                       const SvdOptions&, const SvdOutputs<double>&);
+template void check_finite(const Context&, const char*, const char*, const float*,
+                           std::int64_t, std::int64_t);
+template void check_finite(const Context&, const char*, const char*, const double*,
+                           std::int64_t, std::int64_t);
+
+}  // namespace genai::cuda
