@@ -1,6 +1,7 @@
 // The whole public API of genai-kernels.
 #pragma once
 
+#include "genai/attention.hpp"
 #include "genai/buffer.hpp"
 #include "genai/config.hpp"
 #include "genai/context.hpp"

@@ -1,0 +1,270 @@
+// fp32 attention, flash-style: online softmax over K/V tiles in shared memory.
+//
+// A block of kWarps warps owns kWarps consecutive query rows of one (b, h); a warp owns one row.
+// Per tile of kTile = 32 keys the block stages K and V in shared memory; lane j scores key j
+// (s_j = scale <q, k_j> + bias, -inf where not kept), then the warp applies the online softmax
+//   m' = max(m, max_j s_j),  l' = l e^{m - m'} + sum_j e^{s_j - m'},
+//   acc' = acc e^{m - m'} + sum_j e^{s_j - m'} v_j         (lane owns columns lane + 32 t),
+// and at the end out = acc / l, lse = m + log l (0 and -inf when no key was kept). Memory is
+// O((Lq + Lk) d): no Lq x Lk array exists unless `weights` is asked for, in which case a second
+// kernel recomputes each logit and writes exp(s - lse).
+//
+// Bound aimed at: K/V are read from DRAM once per block of kWarps rows, so traffic is about
+// (Lq / kWarps) * Lk * d * 8 bytes per head; the 4 Lq Lk d flops run on the fp32 CUDA cores
+// (no tensor cores), so the roof is the device's fp32 FMA rate. This is the simple, correct
+// fp32 path; fp16/bf16 tensor-core kernels are separate.
+//
+// The head dim is a template bucket D in {32, 64, 128, 256}; any d <= D runs in bucket D (a
+// lane's columns c >= d are skipped), so every d in [1, 256] has a path.
+#include <cuda_runtime.h>
+
+#include <cmath>
+
+#include "cpu_reference/attention.hpp"
+#include "genai/buffer.hpp"
+#include "genai/cuda_check.hpp"
+#include "kernels/attention.cuh"
+#include "kernels/launch.cuh"
+
+namespace genai::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kThreads = 32 * kWarps;
+constexpr int kTile = 32;  // keys per tile: one per lane
+constexpr unsigned kFull = 0xffffffffu;
+
+struct Broadcast {
+  const void* p;  // bool* (mask) or float* (bias); null: absent
+  std::int64_t sb, sh, si, sj;
+
+  __device__ std::int64_t at(std::int64_t b, std::int64_t h, std::int64_t i,
+                             std::int64_t j) const {
+    return b * sb + h * sh + i * si + j * sj;
+  }
+};
+
+Broadcast broadcast_of(const void* p, const BroadcastShape& s) {
+  const ref::BroadcastStrides st = ref::broadcast_strides(s);
+  return {p, st.b, st.h, st.i, st.j};
+}
+
+struct Params {
+  const float* q;
+  const float* k;
+  const float* v;
+  float* out;
+  float* lse;
+  std::int64_t B, Hq, Lq, Lk, d, group;  // group = Hq / Hkv
+  float scale;
+  bool causal;
+  const std::int32_t* key_lengths;
+  Broadcast mask, bias;
+};
+
+// Keys of row i of batch b that can be kept: [0, key_end(b, i)).
+__device__ std::int64_t key_end(const Params& p, std::int64_t b, std::int64_t i) {
+  std::int64_t end = p.key_lengths ? p.key_lengths[b] : p.Lk;
+  if (p.causal) end = min(end, i + p.Lk - p.Lq + 1);
+  return max(end, std::int64_t{0});
+}
+
+// s_ij without the dot product: -inf when j is not kept, else scale * dot + bias.
+__device__ float logit(const Params& p, std::int64_t b, std::int64_t h, std::int64_t i,
+                       std::int64_t j, float dot) {
+  if (j >= key_end(p, b, i)) return -INFINITY;
+  if (p.mask.p && !static_cast<const bool*>(p.mask.p)[p.mask.at(b, h, i, j)]) return -INFINITY;
+  float s = p.scale * dot;
+  if (p.bias.p) s += static_cast<const float*>(p.bias.p)[p.bias.at(b, h, i, j)];
+  return s;
+}
+
+__device__ float warp_max(float x) {
+  for (int o = 16; o > 0; o /= 2) x = fmaxf(x, __shfl_xor_sync(kFull, x, o));
+  return x;
+}
+__device__ float warp_sum(float x) {
+  for (int o = 16; o > 0; o /= 2) x += __shfl_xor_sync(kFull, x, o);
+  return x;
+}
+
+// Shared memory of bucket D: K tile [kTile][D + 1] (padded: lane j reads row j without bank
+// conflicts), V tile [kTile][D], one query row [D] per warp.
+template <int D>
+constexpr std::size_t smem_floats = kTile * (D + 1) + kTile * D + kWarps * D;
+
+template <int D>
+__global__ void __launch_bounds__(kThreads) flash_kernel(Params p) {
+  constexpr int kCols = D / 32;  // output columns per lane
+  extern __shared__ float smem[];
+  float* ks = smem;
+  float* vs = ks + kTile * (D + 1);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float* qs = vs + kTile * D + warp * D;
+
+  const std::int64_t row_blocks = (p.Lq + kWarps - 1) / kWarps;
+  const std::int64_t bh = blockIdx.x / row_blocks;  // b * Hq + h
+  const std::int64_t b = bh / p.Hq, h = bh % p.Hq;
+  const std::int64_t i0 = (blockIdx.x % row_blocks) * kWarps;
+  const std::int64_t i = i0 + warp;
+  const bool active = i < p.Lq;
+  const std::int64_t kv = b * (p.Hq / p.group) + h / p.group;
+  const float* kh = p.k + kv * p.Lk * p.d;
+  const float* vh = p.v + kv * p.Lk * p.d;
+
+  // The block's key range: the largest key_end of its rows (the last one, as key_end grows in i).
+  const std::int64_t block_end = key_end(p, b, min(i0 + kWarps, p.Lq) - 1);
+
+  if (active)
+    for (int c = lane; c < D; c += 32) qs[c] = c < p.d ? p.q[(bh * p.Lq + i) * p.d + c] : 0.0f;
+
+  float m = -INFINITY, l = 0.0f, acc[kCols];
+  for (int t = 0; t < kCols; ++t) acc[t] = 0.0f;
+
+  for (std::int64_t k0 = 0; k0 < block_end; k0 += kTile) {
+    __syncthreads();  // the previous tile is consumed (and qs written, on the first pass)
+    for (int e = threadIdx.x; e < kTile * D; e += kThreads) {
+      const int j = e / D, c = e % D;
+      const bool in = k0 + j < p.Lk && c < p.d;
+      ks[j * (D + 1) + c] = in ? kh[(k0 + j) * p.d + c] : 0.0f;
+      vs[j * D + c] = in ? vh[(k0 + j) * p.d + c] : 0.0f;
+    }
+    __syncthreads();
+    if (!active) continue;
+
+    const std::int64_t j = k0 + lane;
+    float s = -INFINITY;
+    if (j < p.Lk) {
+      float dot = 0.0f;
+      for (int c = 0; c < D; ++c) dot = fmaf(qs[c], ks[lane * (D + 1) + c], dot);
+      s = logit(p, b, h, i, j, dot);
+    }
+    const float m_new = fmaxf(m, warp_max(s));
+    if (m_new == -INFINITY) continue;  // nothing kept so far (uniform over the warp)
+    const float alpha = expf(m - m_new);  // 0 when m = -inf
+    const float e = expf(s - m_new);      // 0 for a masked key
+    l = l * alpha + warp_sum(e);
+    for (int t = 0; t < kCols; ++t) acc[t] *= alpha;
+    for (int jj = 0; jj < kTile; ++jj) {
+      const float w = __shfl_sync(kFull, e, jj);
+      if (w == 0.0f) continue;  // masked keys never touch acc (their v may be garbage)
+      for (int t = 0; t < kCols; ++t) acc[t] = fmaf(w, vs[jj * D + lane + 32 * t], acc[t]);
+    }
+    m = m_new;
+  }
+
+  if (!active) return;
+  const std::int64_t row = bh * p.Lq + i;
+  const bool empty = l == 0.0f;
+  for (int t = 0; t < kCols; ++t) {
+    const int c = lane + 32 * t;
+    if (c < p.d) p.out[row * p.d + c] = empty ? 0.0f : acc[t] / l;
+  }
+  if (p.lse && lane == 0) p.lse[row] = empty ? -INFINITY : m + logf(l);
+}
+
+// weights[row, j] = exp(s_ij - lse_i), 0 where not kept or lse = -inf; one thread per element.
+__global__ void weights_kernel(Params p, const float* lse, float* weights) {
+  const std::int64_t n = p.B * p.Hq * p.Lq * p.Lk;
+  for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; e < n;
+       e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t j = e % p.Lk, row = e / p.Lk;
+    const std::int64_t i = row % p.Lq, bh = row / p.Lq;
+    const std::int64_t b = bh / p.Hq, h = bh % p.Hq;
+    const std::int64_t kv = b * (p.Hq / p.group) + h / p.group;
+    const float* qi = p.q + row * p.d;
+    const float* kj = p.k + (kv * p.Lk + j) * p.d;
+    float dot = 0.0f;
+    for (std::int64_t c = 0; c < p.d; ++c) dot = fmaf(qi[c], kj[c], dot);
+    const float s = logit(p, b, h, i, j, dot);
+    weights[e] = (s == -INFINITY || lse[row] == -INFINITY) ? 0.0f : expf(s - lse[row]);
+  }
+}
+
+template <int D>
+void launch_flash(const Context& ctx, const Params& p) {
+  constexpr int bytes = static_cast<int>(smem_floats<D> * sizeof(float));
+  GENAI_CUDA_CHECK(cudaFuncSetAttribute(flash_kernel<D>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  const std::int64_t blocks = p.B * p.Hq * ((p.Lq + kWarps - 1) / kWarps);
+  if (blocks > 0x7fffffff)
+    detail::throw_argument("genai::attention", "shape", "has ", blocks,
+                           " row blocks, more than one launch takes");
+  flash_kernel<D><<<static_cast<unsigned>(blocks), kThreads, bytes, ctx.stream()>>>(p);
+  GENAI_LAUNCH_CHECK();
+}
+
+// One warp per row: max, sum of exponentials, normalise (the reference's three passes).
+__global__ void softmax_kernel(const float* x, std::int64_t rows, std::int64_t n,
+                               const bool* mask, float* out) {
+  const int lane = threadIdx.x % 32;
+  for (std::int64_t r = (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x) / 32;
+       r < rows; r += static_cast<std::int64_t>(gridDim.x) * blockDim.x / 32) {
+    const float* xr = x + r * n;
+    const bool* mr = mask ? mask + r * n : nullptr;
+    float m = -INFINITY;
+    for (std::int64_t j = lane; j < n; j += 32)
+      if (!mr || mr[j]) m = fmaxf(m, xr[j]);
+    m = warp_max(m);
+    float sum = 0.0f;
+    if (m != -INFINITY)
+      for (std::int64_t j = lane; j < n; j += 32)
+        if (!mr || mr[j]) sum += expf(xr[j] - m);
+    sum = warp_sum(sum);
+    for (std::int64_t j = lane; j < n; j += 32)
+      out[r * n + j] = (m == -INFINITY || (mr && !mr[j])) ? 0.0f : expf(xr[j] - m) / sum;
+  }
+}
+
+}  // namespace
+
+void attention(const Context& ctx, const float* q, const float* k, const float* v,
+               const AttentionShape& shape, float scale, const AttentionOptions& opts,
+               float* out, float* lse, float* weights) {
+  GENAI_CUDA_CHECK(cudaSetDevice(ctx.device_index()));
+  // The weights pass needs the lse; without a caller's array it lives in a workspace.
+  Buffer<float> lse_space;
+  if (weights && !lse) {
+    lse_space = Buffer<float>(ctx, static_cast<std::size_t>(shape.batch * shape.q_heads *
+                                                            shape.q_len));
+    lse = lse_space.data();
+  }
+  const Params p{.q = q,
+                 .k = k,
+                 .v = v,
+                 .out = out,
+                 .lse = lse,
+                 .B = shape.batch,
+                 .Hq = shape.q_heads,
+                 .Lq = shape.q_len,
+                 .Lk = shape.k_len,
+                 .d = shape.head_dim,
+                 .group = shape.q_heads / shape.kv_heads,
+                 .scale = scale,
+                 .causal = opts.causal,
+                 .key_lengths = opts.key_lengths,
+                 .mask = broadcast_of(opts.mask, opts.mask_shape),
+                 .bias = broadcast_of(opts.bias, opts.bias_shape)};
+  if (shape.head_dim <= 32)
+    launch_flash<32>(ctx, p);
+  else if (shape.head_dim <= 64)
+    launch_flash<64>(ctx, p);
+  else if (shape.head_dim <= 128)
+    launch_flash<128>(ctx, p);
+  else
+    launch_flash<256>(ctx, p);
+  if (weights) {
+    const std::int64_t n = shape.batch * shape.q_heads * shape.q_len * shape.k_len;
+    weights_kernel<<<grid_for(n, 256), 256, 0, ctx.stream()>>>(p, lse, weights);
+    GENAI_LAUNCH_CHECK();
+  }
+}
+
+void softmax(const Context& ctx, const float* x, std::int64_t rows, std::int64_t n,
+             const bool* mask, float* out) {
+  GENAI_CUDA_CHECK(cudaSetDevice(ctx.device_index()));
+  softmax_kernel<<<grid_for(rows, 256 / 32), 256, 0, ctx.stream()>>>(x, rows, n, mask, out);
+  GENAI_LAUNCH_CHECK();
+}
+
+}  // namespace genai::cuda

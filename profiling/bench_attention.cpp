@@ -1,0 +1,99 @@
+// Benchmarks of the attention module (kernels/attention.cu, cpu_reference/attention.cpp): fp32
+// scaled dot-product attention, q, k, v [B, H, L, d], Hq = Hkv = H, Lq = Lk = L.
+//
+// Work per call, FlashAttention's convention: flop = 4 B H L^2 d (two GEMMs, QK^T and PV),
+// halved for causal; bytes = the compulsory traffic, q, k, v read once and out written once
+// (4 B H L d * 4 bytes). The fp32 kernel runs on the CUDA cores, so peak_frac is against
+// cuBLAS SGEMM. GPU shapes: d in {64, 128}, L in {512, 2048}, causal and not, B H = 16 heads
+// of batch 2 (inputs rotated when one set is smaller than 2x L2). CPU: one small case.
+#include <cstdint>
+#include <tuple>
+#include <vector>
+
+#include "genai/attention.hpp"
+#include "profiling/bench_common.hpp"
+
+namespace {
+
+namespace bench = genai::bench;
+
+struct AttentionInputs {
+  std::vector<genai::Buffer<float>> q, k, v, out;  // one entry per rotation set
+};
+
+AttentionInputs make_inputs(const genai::Context& ctx, std::int64_t n, int sets) {
+  AttentionInputs in;
+  for (int s = 0; s < sets; ++s) {
+    for (auto* b : {&in.q, &in.k, &in.v}) {
+      b->emplace_back(ctx, static_cast<std::size_t>(n));
+      genai::fill_normal(ctx, b->back().data(), n, {2000, static_cast<std::uint32_t>(s), 0});
+    }
+    in.out.emplace_back(ctx, static_cast<std::size_t>(n));
+  }
+  return in;
+}
+
+genai::AttentionShape shape_of(const benchmark::State& state) {
+  return {.batch = 2, .q_heads = state.range(0), .kv_heads = state.range(0),
+          .q_len = state.range(1), .k_len = state.range(1), .head_dim = state.range(2)};
+}
+
+bench::Work work_of(const genai::AttentionShape& s, bool causal) {
+  const double heads = static_cast<double>(s.batch * s.q_heads);
+  bench::Work w;
+  w.flop = 4.0 * heads * s.q_len * s.k_len * s.head_dim * (causal ? 0.5 : 1.0);
+  w.bytes = 4.0 * heads * s.q_len * s.head_dim * sizeof(float);
+  w.roof = bench::Work::Roof::Sgemm;
+  return w;
+}
+
+void Gpu_Attention(benchmark::State& state) {
+  if (!bench::require_gpu(state)) return;
+  bench::guarded(state, [&] {
+    const genai::AttentionShape s = shape_of(state);
+    const bool causal = state.range(3) != 0;
+    const genai::Context& ctx = bench::gpu_context();
+    const std::int64_t n = s.batch * s.q_heads * s.q_len * s.head_dim;
+    const int sets = bench::l2_rotation_sets(static_cast<std::size_t>(3 * n) * sizeof(float));
+    auto& in = bench::cached<AttentionInputs>(std::tuple{n, sets},
+                                              [&] { return make_inputs(ctx, n, sets); });
+    const auto one_call = [&](std::int64_t c) {
+      const std::size_t i = static_cast<std::size_t>(c % sets);
+      genai::attention(ctx, in.q[i].data(), in.k[i].data(), in.v[i].data(), s, in.out[i].data(),
+                       {.causal = causal});
+    };
+    bench::time_gpu(state, one_call, work_of(s, causal));
+  });
+}
+
+void Cpu_Attention(benchmark::State& state) {
+  bench::guarded(state, [&] {
+    const genai::AttentionShape s = shape_of(state);
+    const bool causal = state.range(3) != 0;
+    const genai::Context ctx = genai::Context::cpu();
+    const std::int64_t n = s.batch * s.q_heads * s.q_len * s.head_dim;
+    auto& in = bench::cached<AttentionInputs>(std::tuple{n}, [&] { return make_inputs(ctx, n, 1); });
+    bench::time_cpu(state,
+                    [&] {
+                      genai::attention(ctx, in.q[0].data(), in.k[0].data(), in.v[0].data(), s,
+                                       in.out[0].data(), {.causal = causal});
+                    },
+                    work_of(s, causal));
+  });
+}
+
+void gpu_shapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"H", "L", "d", "causal"});
+  for (std::int64_t d : {64, 128})
+    for (std::int64_t L : {512, 2048})
+      for (int causal : {0, 1}) b->Args({8, L, d, causal});
+}
+
+BENCHMARK(Cpu_Attention)
+    ->ArgNames({"H", "L", "d", "causal"})
+    ->Args({4, 256, 64, 0})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(Gpu_Attention)->Apply(gpu_shapes)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace

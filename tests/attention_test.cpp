@@ -1,0 +1,542 @@
+// Scaled dot-product attention and softmax: problem set 1.4 and 1.6, masking semantics against
+// an independent naive implementation, bad input, and CPU-vs-GPU parity.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cpu_reference/attention.hpp"
+#include "genai/attention.hpp"
+#include "test_util.hpp"
+
+namespace genai {
+namespace {
+
+const Context kCpu = Context::cpu();
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+std::int64_t q_size(const AttentionShape& s) { return s.batch * s.q_heads * s.q_len * s.head_dim; }
+std::int64_t kv_size(const AttentionShape& s) {
+  return s.batch * s.kv_heads * s.k_len * s.head_dim;
+}
+std::int64_t rows_of(const AttentionShape& s) { return s.batch * s.q_heads * s.q_len; }
+
+struct Inputs {
+  std::vector<float> q, k, v;
+};
+Inputs random_inputs(const AttentionShape& s, std::uint64_t seed) {
+  return {test::normals(q_size(s), seed), test::normals(kv_size(s), seed + 1),
+          test::normals(kv_size(s), seed + 2)};
+}
+
+struct Result {
+  std::vector<float> out, lse, weights;
+};
+
+// genai::attention on the CPU with every output requested; outputs start poisoned.
+Result run(const AttentionShape& s, const Inputs& in, const AttentionOptions& opts = {}) {
+  Result r{std::vector<float>(q_size(s)), std::vector<float>(rows_of(s)),
+           std::vector<float>(rows_of(s) * s.k_len)};
+  test::poison(r.out);
+  test::poison(r.lse);
+  test::poison(r.weights);
+  attention(kCpu, in.q.data(), in.k.data(), in.v.data(), s, r.out.data(), opts,
+            {.lse = r.lse.data(), .weights = r.weights.data()});
+  return r;
+}
+
+// An independent naive attention: logits from kept(b, h, i, j) and bias(b, h, i, j), softmax in
+// double without the max shift where the logits are small (the tests using it keep them so).
+using Pred = std::function<bool(std::int64_t, std::int64_t, std::int64_t, std::int64_t)>;
+using Bias = std::function<double(std::int64_t, std::int64_t, std::int64_t, std::int64_t)>;
+struct Naive {
+  std::vector<double> out, lse, weights;
+};
+Naive naive(const AttentionShape& s, const Inputs& in, double scale, const Pred& kept,
+            const Bias& bias = nullptr) {
+  Naive n{std::vector<double>(q_size(s)), std::vector<double>(rows_of(s)),
+          std::vector<double>(rows_of(s) * s.k_len)};
+  const std::int64_t d = s.head_dim, group = s.q_heads / s.kv_heads;
+  for (std::int64_t b = 0; b < s.batch; ++b)
+    for (std::int64_t h = 0; h < s.q_heads; ++h)
+      for (std::int64_t i = 0; i < s.q_len; ++i) {
+        const std::int64_t row = (b * s.q_heads + h) * s.q_len + i;
+        const std::int64_t kv = b * s.kv_heads + h / group;
+        double z = 0;
+        std::vector<double> e(s.k_len, 0.0);
+        for (std::int64_t j = 0; j < s.k_len; ++j) {
+          if (!kept(b, h, i, j)) continue;
+          double dot = 0;
+          for (std::int64_t c = 0; c < d; ++c)
+            dot += double(in.q[row * d + c]) * in.k[(kv * s.k_len + j) * d + c];
+          z += e[j] = std::exp(scale * dot + (bias ? bias(b, h, i, j) : 0.0));
+        }
+        n.lse[row] = z > 0 ? std::log(z) : -INFINITY;
+        for (std::int64_t j = 0; j < s.k_len; ++j) {
+          const double w = z > 0 ? e[j] / z : 0.0;
+          n.weights[row * s.k_len + j] = w;
+          for (std::int64_t c = 0; c < d; ++c)
+            n.out[row * d + c] += w * in.v[(kv * s.k_len + j) * d + c];
+        }
+      }
+  return n;
+}
+
+const Pred kAll = [](std::int64_t, std::int64_t, std::int64_t, std::int64_t) { return true; };
+
+void expect_matches(const Result& r, const Naive& n, double tol = 1e-6) {
+  const test::Tolerance t{tol, tol};
+  EXPECT_TRUE(test::close(r.out, n.out, t)) << "out";
+  EXPECT_TRUE(test::close(r.lse, n.lse, t)) << "lse";
+  EXPECT_TRUE(test::close(r.weights, n.weights, t)) << "weights";
+}
+
+// 1.6: Q, K, V of shape [B=2, L=10, D=64] (one head): out [2, 10, 64], weights [2, 10, 10]
+// whose rows sum to 1, and out = softmax(Q K^T / sqrt(64)) V.
+TEST(Attention, Problem1_6ShapesAndWeightRowsSumToOne) {
+  const AttentionShape s{.batch = 2, .q_heads = 1, .kv_heads = 1, .q_len = 10, .k_len = 10,
+                         .head_dim = 64};
+  const Inputs in = random_inputs(s, 16);
+  const Result r = run(s, in);
+  EXPECT_EQ(r.out.size(), 2u * 10 * 64);
+  EXPECT_EQ(r.weights.size(), 2u * 10 * 10);
+  for (std::int64_t row = 0; row < 20; ++row) {
+    double sum = 0;
+    for (int j = 0; j < 10; ++j) {
+      EXPECT_GE(r.weights[row * 10 + j], 0.0f);
+      sum += r.weights[row * 10 + j];
+    }
+    EXPECT_NEAR(sum, 1.0, 1e-6) << "row " << row;
+  }
+  expect_matches(r, naive(s, in, 1.0 / 8.0, kAll));
+}
+
+// 1.4(c): softmax([0, 100, 0, 0]) is one-hot to fp32 precision (the others are e^-100 ~ 4e-44,
+// below fp32's smallest normal), so its Jacobian diag(p) - p p^T is ~0: checked analytically
+// from p and by central differences of the op itself.
+TEST(Attention, SoftmaxOneHotAndJacobianOfProblem1_4c) {
+  const std::vector<float> x = {0, 100, 0, 0};
+  std::vector<float> p(4);
+  test::poison(p);
+  softmax(kCpu, x.data(), 1, 4, p.data());
+  EXPECT_EQ(p[1], 1.0f);
+  for (int j : {0, 2, 3}) EXPECT_LT(p[j], 1e-43f);
+  for (int a = 0; a < 4; ++a)
+    for (int b = 0; b < 4; ++b)
+      EXPECT_LT(std::abs((a == b ? p[a] : 0.0) - double(p[a]) * p[b]), 1e-40) << a << "," << b;
+  const float h = 0.5f;
+  for (int b = 0; b < 4; ++b) {
+    std::vector<float> xp = x, xm = x, pp(4), pm(4);
+    xp[b] += h;
+    xm[b] -= h;
+    softmax(kCpu, xp.data(), 1, 4, pp.data());
+    softmax(kCpu, xm.data(), 1, 4, pm.data());
+    for (int a = 0; a < 4; ++a) EXPECT_LT(std::abs(pp[a] - pm[a]) / (2 * h), 1e-40) << a << "," << b;
+  }
+}
+
+// 1.4(a,b): for q, k ~ N(0, I_d) (this library's Philox normals), X = q^T k has E[X] = 0 and
+// Var[X] = d; scaled by 1/sqrt(d) the variance is 1. N = 10000 pairs at d = 512 (above the
+// attention op's maximum head dim, so X is summed here in double). Bounds are 5 standard errors:
+// SE(mean) = sqrt(d / N) = 0.23; and since E[X^4] = 3 d^2 + 6 d, SE(sample variance) =
+// sqrt((2 d^2 + 6 d) / N) = 7.25 (1.4% of d); both divide by sqrt(d) and d after scaling.
+TEST(Attention, MonteCarloDotProductMomentsOfProblem1_4) {
+  const std::int64_t N = 10000, d = 512;
+  const std::vector<float> q = test::normals(N * d, 14), k = test::normals(N * d, 15);
+  std::vector<double> x(N);
+  for (std::int64_t n = 0; n < N; ++n)
+    for (std::int64_t c = 0; c < d; ++c) x[n] += double(q[n * d + c]) * k[n * d + c];
+  auto moments = [&](double scale) {
+    double m = 0, m2 = 0;
+    for (double v : x) m += scale * v;
+    m /= N;
+    for (double v : x) m2 += (scale * v - m) * (scale * v - m);
+    return std::pair{m, m2 / (N - 1)};
+  };
+  const double se_mean = std::sqrt(double(d) / N), se_var = std::sqrt((2.0 * d * d + 6.0 * d) / N);
+  const auto [mean, var] = moments(1.0);
+  EXPECT_NEAR(mean, 0.0, 5 * se_mean);
+  EXPECT_NEAR(var, double(d), 5 * se_var);
+  const auto [mean_s, var_s] = moments(1.0 / std::sqrt(double(d)));
+  EXPECT_NEAR(mean_s, 0.0, 5 * se_mean / std::sqrt(double(d)));
+  EXPECT_NEAR(var_s, 1.0, 5 * se_var / d);
+}
+
+// With Lk = 1 the op's lse is scale q^T k itself: at d = 256 its default scale 1/sqrt(d) gives
+// logits of variance 1 (N = 4000, bound 5 SE = 5 sqrt((2 + 6/d) / N) = 0.11).
+TEST(Attention, DefaultScaleGivesUnitVarianceLogits) {
+  const std::int64_t N = 4000, d = 256;
+  const AttentionShape s{.batch = 1, .q_heads = N, .kv_heads = N, .q_len = 1, .k_len = 1,
+                         .head_dim = d};
+  const Inputs in{test::normals(N * d, 16), test::normals(N * d, 17), std::vector<float>(N * d, 1)};
+  std::vector<float> out(N * d), lse(N);
+  attention(kCpu, in.q.data(), in.k.data(), in.v.data(), s, out.data(), {}, {.lse = lse.data()});
+  double m = 0, m2 = 0;
+  for (float x : lse) m += x;
+  m /= N;
+  for (float x : lse) m2 += (x - m) * (x - m);
+  EXPECT_NEAR(m, 0.0, 5 / std::sqrt(double(N)));
+  EXPECT_NEAR(m2 / (N - 1), 1.0, 5 * std::sqrt((2.0 + 6.0 / d) / N));
+  for (float o : out) ASSERT_EQ(o, 1.0f);  // one key: out = v
+}
+
+// Bottom-right causal alignment: key j is kept for query i when j <= i + Lk - Lq, checked against
+// an explicitly built mask, for Lq < Lk and Lq > Lk (where the first Lq - Lk rows see nothing).
+TEST(Attention, CausalIsBottomRightAlignedAsAnExplicitMask) {
+  for (auto [Lq, Lk] : {std::pair<std::int64_t, std::int64_t>{3, 5}, {5, 3}, {4, 4}}) {
+    const AttentionShape s{.batch = 2, .q_heads = 2, .kv_heads = 2, .q_len = Lq, .k_len = Lk,
+                           .head_dim = 8};
+    const Inputs in = random_inputs(s, 20 + Lq);
+    std::unique_ptr<bool[]> mask(new bool[Lq * Lk]);
+    for (std::int64_t i = 0; i < Lq; ++i)
+      for (std::int64_t j = 0; j < Lk; ++j) mask[i * Lk + j] = j <= i + Lk - Lq;
+    const Result causal = run(s, in, {.causal = true});
+    const Result masked =
+        run(s, in, {.mask = mask.get(), .mask_shape = {.batch = 1, .heads = 1, .q_len = Lq, .k_len = Lk}});
+    EXPECT_EQ(causal.out, masked.out);
+    EXPECT_EQ(causal.lse, masked.lse);
+    EXPECT_EQ(causal.weights, masked.weights);
+    auto kept = [&](std::int64_t, std::int64_t, std::int64_t i, std::int64_t j) {
+      return j <= i + Lk - Lq;
+    };
+    expect_matches(causal, naive(s, in, 1 / std::sqrt(8.0), kept));
+    if (Lq > Lk) {
+      EXPECT_EQ(causal.lse[0], kNegInf);  // row 0 keeps j <= -2: nothing
+    }
+  }
+}
+
+// Grouped-query (Hkv = 2) and multi-query (Hkv = 1) attention equal multi-head attention with
+// each k/v head repeated for its Hq / Hkv query heads.
+TEST(Attention, GroupedQueryEqualsRepeatedKvHeads) {
+  for (std::int64_t Hkv : {2, 1}) {
+    const AttentionShape s{.batch = 2, .q_heads = 6, .kv_heads = Hkv, .q_len = 5, .k_len = 9,
+                           .head_dim = 16};
+    const Inputs in = random_inputs(s, 30 + Hkv);
+    AttentionShape full = s;
+    full.kv_heads = 6;
+    Inputs rep{in.q, {}, {}};
+    const std::int64_t block = s.k_len * s.head_dim;
+    for (std::int64_t b = 0; b < 2; ++b)
+      for (std::int64_t h = 0; h < 6; ++h) {
+        const std::int64_t src = (b * Hkv + h / (6 / Hkv)) * block;
+        rep.k.insert(rep.k.end(), in.k.begin() + src, in.k.begin() + src + block);
+        rep.v.insert(rep.v.end(), in.v.begin() + src, in.v.begin() + src + block);
+      }
+    const Result g = run(s, in, {.causal = true}), m = run(full, rep, {.causal = true});
+    EXPECT_EQ(g.out, m.out);
+    EXPECT_EQ(g.lse, m.lse);
+    EXPECT_EQ(g.weights, m.weights);
+  }
+}
+
+// key_lengths = {3, 7} equals a key-padding mask [B, 1, 1, Lk]; padded keys get weight 0 even
+// when their v is NaN.
+TEST(Attention, KeyLengthsEqualAKeyPaddingMask) {
+  const AttentionShape s{.batch = 2, .q_heads = 3, .kv_heads = 3, .q_len = 4, .k_len = 7,
+                         .head_dim = 12};
+  Inputs in = random_inputs(s, 40);
+  for (std::int64_t h = 0; h < 3; ++h)
+    for (std::int64_t j = 3; j < 7; ++j) in.v[(h * 7 + j) * 12] = NAN;  // batch 0's padding
+  const std::int32_t lengths[2] = {3, 7};
+  std::unique_ptr<bool[]> mask(new bool[2 * 7]);
+  for (int b = 0; b < 2; ++b)
+    for (int j = 0; j < 7; ++j) mask[b * 7 + j] = j < lengths[b];
+  const Result r = run(s, in, {.key_lengths = lengths});
+  const Result m = run(s, in, {.mask = mask.get(), .mask_shape = {.batch = 2, .k_len = 7}});
+  EXPECT_EQ(r.out, m.out);
+  EXPECT_EQ(r.lse, m.lse);
+  EXPECT_EQ(r.weights, m.weights);
+  for (float o : r.out) EXPECT_FALSE(std::isnan(o));
+  for (std::int64_t i = 0; i < 4; ++i) EXPECT_EQ(r.weights[i * 7 + 5], 0.0f);
+}
+
+// An additive bias broadcast [1, Hq, Lq, Lk] and a per-batch mask [B, 1, Lq, 1] (whole rows),
+// against the naive attention.
+TEST(Attention, BiasAndBroadcastMaskFollowTheirShapes) {
+  const AttentionShape s{.batch = 2, .q_heads = 2, .kv_heads = 1, .q_len = 3, .k_len = 5,
+                         .head_dim = 4};
+  const Inputs in = random_inputs(s, 50);
+  const std::vector<float> bias = test::normals(2 * 3 * 5, 51);
+  std::unique_ptr<bool[]> mask(new bool[2 * 3]{true, false, true, true, true, false});
+  const Result r = run(s, in,
+                       {.mask = mask.get(), .mask_shape = {.batch = 2, .q_len = 3},
+                        .bias = bias.data(), .bias_shape = {.heads = 2, .q_len = 3, .k_len = 5}});
+  auto kept = [&](std::int64_t b, std::int64_t, std::int64_t i, std::int64_t) {
+    return mask[b * 3 + i];
+  };
+  auto add = [&](std::int64_t, std::int64_t h, std::int64_t i, std::int64_t j) {
+    return double(bias[(h * 3 + i) * 5 + j]);
+  };
+  expect_matches(r, naive(s, in, 0.5, kept, add));
+  EXPECT_EQ(r.lse[1], kNegInf);  // b 0, h 0, row 1 is masked
+}
+
+// scale = 0 means 1/sqrt(d); any other value is used as given.
+TEST(Attention, CustomScale) {
+  const AttentionShape s{.batch = 1, .q_heads = 2, .kv_heads = 2, .q_len = 6, .k_len = 6,
+                         .head_dim = 25};
+  const Inputs in = random_inputs(s, 60);
+  expect_matches(run(s, in, {.scale = 0.3f}), naive(s, in, double(0.3f), kAll));
+  expect_matches(run(s, in), naive(s, in, double(1.0f / 5.0f), kAll));
+}
+
+// A row with nothing kept -- by mask, key_lengths = 0, or a bias of -inf -- gives out 0,
+// lse -inf and weights 0, never NaN; softmax likewise gives a zero row.
+TEST(Attention, FullyMaskedRowsGiveZeroAndNegativeInfinity) {
+  const AttentionShape s{.batch = 2, .q_heads = 1, .kv_heads = 1, .q_len = 2, .k_len = 3,
+                         .head_dim = 4};
+  const Inputs in = random_inputs(s, 70);
+  const std::int32_t lengths[2] = {3, 0};
+  std::unique_ptr<bool[]> mask(new bool[2 * 3]{false, false, false, true, false, true});
+  const std::vector<float> bias = {0, 0, 0, -INFINITY, -INFINITY, -INFINITY};  // [1, 1, 2, 3]
+  for (const AttentionOptions& o :
+       {AttentionOptions{.key_lengths = lengths},
+        AttentionOptions{.mask = mask.get(), .mask_shape = {.q_len = 2, .k_len = 3}},
+        AttentionOptions{.bias = bias.data(), .bias_shape = {.q_len = 2, .k_len = 3}}}) {
+    const Result r = run(s, in, o);
+    const std::int64_t dead = o.key_lengths ? 2 : (o.mask ? 0 : 1);  // first empty row
+    EXPECT_EQ(r.lse[dead], kNegInf);
+    for (int c = 0; c < 4; ++c) EXPECT_EQ(r.out[dead * 4 + c], 0.0f);
+    for (int j = 0; j < 3; ++j) EXPECT_EQ(r.weights[dead * 3 + j], 0.0f);
+    for (float x : r.out) EXPECT_FALSE(std::isnan(x));
+    for (float x : r.lse) EXPECT_FALSE(std::isnan(x));
+  }
+  const std::vector<float> x = {1, 2, 3, -INFINITY, -INFINITY, -INFINITY};
+  std::unique_ptr<bool[]> m(new bool[6]{false, false, false, true, true, true});
+  std::vector<float> p(6);
+  softmax(kCpu, x.data(), 2, 3, p.data(), m.get());
+  for (float v : p) EXPECT_EQ(v, 0.0f);
+}
+
+// Logits of 1e4 (d = 1, scale 1, q = 100, k = 100, 99, 50): exp would overflow without the max
+// shift. Weights are one-hot to fp32 precision and lse = 1e4 + log(1 + e^-100 + e^-5000) = 1e4.
+TEST(Attention, HugeLogitsDoNotOverflow) {
+  const AttentionShape s{.q_len = 1, .k_len = 3, .head_dim = 1};
+  const Inputs in{{100}, {100, 99, 50}, {1, 2, 3}};
+  const Result r = run(s, in, {.scale = 1.0f});
+  EXPECT_EQ(r.lse[0], 1e4f);
+  EXPECT_EQ(r.weights[0], 1.0f);
+  EXPECT_LT(r.weights[1], 1e-43f);
+  EXPECT_EQ(r.weights[2], 0.0f);
+  EXPECT_EQ(r.out[0], 1.0f);
+  const std::vector<float> x = {1e4f, 1e4f, -1e4f};
+  std::vector<float> p(3);
+  softmax(kCpu, x.data(), 1, 3, p.data());
+  EXPECT_EQ(p[0], 0.5f);
+  EXPECT_EQ(p[1], 0.5f);
+  EXPECT_EQ(p[2], 0.0f);
+}
+
+// The returned weights reproduce out (W V = out) and lse (log sum_j exp s_ij, the logits
+// recomputed here), with a mask, a bias and GQA all on.
+TEST(Attention, WeightsTimesVIsOutAndLseIsLogSumExp) {
+  const AttentionShape s{.batch = 2, .q_heads = 4, .kv_heads = 2, .q_len = 7, .k_len = 11,
+                         .head_dim = 32};
+  const Inputs in = random_inputs(s, 80);
+  const std::vector<float> bias = test::normals(2 * 4 * 7 * 11, 81);
+  const std::vector<float> u = test::uniforms(2 * 11, 82);
+  std::unique_ptr<bool[]> mask(new bool[2 * 11]);
+  for (int e = 0; e < 22; ++e) mask[e] = u[e] < 0.7f;
+  const AttentionOptions o{.causal = true, .mask = mask.get(), .mask_shape = {.batch = 2, .k_len = 11},
+                           .bias = bias.data(), .bias_shape = {.batch = 2, .heads = 4, .q_len = 7, .k_len = 11}};
+  const Result r = run(s, in, o);
+  std::vector<double> wv(r.out.size(), 0.0), lse(r.lse.size());
+  for (std::int64_t row = 0; row < rows_of(s); ++row) {
+    const std::int64_t i = row % 7, bh = row / 7, b = bh / 4, h = bh % 4, kv = b * 2 + h / 2;
+    double z = 0;
+    for (std::int64_t j = 0; j < 11; ++j) {
+      const double w = r.weights[row * 11 + j];
+      for (int c = 0; c < 32; ++c) wv[row * 32 + c] += w * in.v[(kv * 11 + j) * 32 + c];
+      if (!mask[b * 11 + j] || j > i + 4) continue;
+      double dot = 0;
+      for (int c = 0; c < 32; ++c) dot += double(in.q[row * 32 + c]) * in.k[(kv * 11 + j) * 32 + c];
+      z += std::exp(dot / std::sqrt(32.0) + bias[row * 11 + j]);
+    }
+    lse[row] = z > 0 ? std::log(z) : -INFINITY;
+  }
+  EXPECT_TRUE(test::close(r.out, wv, {1e-6, 1e-6}));
+  EXPECT_TRUE(test::close(r.lse, lse, {1e-6, 1e-6}));
+}
+
+TEST(Attention, BadInputNamesTheArgument) {
+  const AttentionShape s{.batch = 2, .q_heads = 4, .kv_heads = 2, .q_len = 3, .k_len = 5,
+                         .head_dim = 8};
+  const Inputs in = random_inputs(s, 90);
+  std::vector<float> out(q_size(s));
+  test::poison(out);
+  auto call = [&](AttentionShape sh, AttentionOptions o = {}, const float* q = nullptr) {
+    return test::error_of([&] {
+      attention(kCpu, q ? q : in.q.data(), in.k.data(), in.v.data(), sh, out.data(), o);
+    });
+  };
+  AttentionShape bad = s;
+  bad.kv_heads = 3;
+  EXPECT_EQ(call(bad), "genai::attention: argument 'shape.kv_heads' must divide shape.q_heads = 4 (got 3)");
+  bad = s;
+  bad.head_dim = 257;
+  EXPECT_EQ(call(bad), "genai::attention: argument 'shape.head_dim' must be <= 256 (the supported maximum; got 257)");
+  bad = s;
+  bad.k_len = 0;
+  EXPECT_EQ(call(bad), "genai::attention: argument 'shape.k_len' must be >= 1 (got 0)");
+  EXPECT_EQ(test::error_of([&] {
+              attention(kCpu, in.q.data(), nullptr, in.v.data(), s, out.data());
+            }),
+            "genai::attention: argument 'k' must not be null");
+  std::unique_ptr<bool[]> mask(new bool[3 * 5]());
+  EXPECT_EQ(call(s, {.mask = mask.get(), .mask_shape = {.q_len = 3, .k_len = 4}}),
+            "genai::attention: argument 'opts.mask_shape' dim k_len must be 1 or 5 to broadcast "
+            "over [B, Hq, Lq, Lk] = [2, 4, 3, 5] (got 4)");
+  EXPECT_EQ(call(s, {.bias = in.q.data(), .bias_shape = {.heads = 2}}),
+            "genai::attention: argument 'opts.bias_shape' dim heads must be 1 or 4 to broadcast "
+            "over [B, Hq, Lq, Lk] = [2, 4, 3, 5] (got 2)");
+  const std::int32_t lengths[2] = {5, 6};
+  EXPECT_EQ(call(s, {.key_lengths = lengths}),
+            "genai::attention: argument 'opts.key_lengths' entry 1 must be in [0, 5] (got 6)");
+  EXPECT_EQ(call(s, {.scale = NAN}), "genai::attention: argument 'opts.scale' must be finite (got nan)");
+  for (float o : out) ASSERT_TRUE(std::isnan(o));  // nothing written
+  EXPECT_EQ(test::error_of([&] { softmax(kCpu, in.q.data(), 2, 0, out.data()); }),
+            "genai::softmax: argument 'n' must be >= 1 (got 0)");
+}
+
+// ---- GPU parity --------------------------------------------------------------------------
+
+class AttentionGpu : public test::GpuTest {};
+
+struct GpuCase {
+  AttentionShape s;
+  bool causal = false, key_lengths = false, mask = false, bias = false;
+  float scale = 0.0f;
+};
+
+// Each case on the device, out / lse / weights poisoned first, against the CPU reference.
+TEST_F(AttentionGpu, AttentionMatchesReference) {
+  const std::vector<GpuCase> cases = {
+      {{1, 1, 1, 1, 1, 32}},
+      {{2, 4, 2, 7, 129, 64}, true},
+      {{1, 2, 1, 129, 7, 48}, true, false, false, false, 0.7f},
+      {{2, 3, 3, 33, 65, 100}, false, true, true, true},
+      {{1, 4, 1, 1000, 1000, 128}, true, true},
+      {{2, 2, 2, 17, 40, 256}, false, false, true, true},
+      {{1, 2, 2, 9, 1, 7}, false, false, false, true},
+  };
+  std::uint64_t seed = 100;
+  for (const GpuCase& g : cases) {
+    const AttentionShape& s = g.s;
+    SCOPED_TRACE(::testing::Message() << "B " << s.batch << " Hq " << s.q_heads << " Hkv "
+                                      << s.kv_heads << " Lq " << s.q_len << " Lk " << s.k_len
+                                      << " d " << s.head_dim);
+    const Inputs in = random_inputs(s, seed += 10);
+    std::vector<std::int32_t> lengths(s.batch);
+    for (std::int64_t b = 0; b < s.batch; ++b)
+      lengths[b] = static_cast<std::int32_t>((s.k_len * (b + 1)) / (s.batch + 1));
+    const std::int64_t nmask = s.batch * s.q_len * s.k_len;  // mask [B, 1, Lq, Lk]
+    const std::vector<float> u = test::uniforms(nmask, seed + 3);
+    std::unique_ptr<bool[]> mask(new bool[nmask]);
+    for (std::int64_t e = 0; e < nmask; ++e) mask[e] = u[e] < 0.8f;
+    const std::vector<float> bias = test::normals(s.q_heads * s.q_len * s.k_len, seed + 4);
+    const BroadcastShape mask_shape{.batch = s.batch, .q_len = s.q_len, .k_len = s.k_len};
+    const BroadcastShape bias_shape{.heads = s.q_heads, .q_len = s.q_len, .k_len = s.k_len};
+
+    AttentionOptions host{.scale = g.scale, .causal = g.causal};
+    if (g.key_lengths) host.key_lengths = lengths.data();
+    if (g.mask) {
+      host.mask = mask.get();
+      host.mask_shape = mask_shape;
+    }
+    if (g.bias) {
+      host.bias = bias.data();
+      host.bias_shape = bias_shape;
+    }
+    const Result want = run(s, in, host);
+
+    auto dq = test::to_device(ctx, in.q), dk = test::to_device(ctx, in.k),
+         dv = test::to_device(ctx, in.v), dbias = test::to_device(ctx, bias);
+    auto dlen = test::to_device(ctx, lengths);
+    Buffer<bool> dmask(ctx, std::span<const bool>(mask.get(), nmask));
+    Buffer<float> out(ctx, q_size(s)), lse(ctx, rows_of(s)), w(ctx, rows_of(s) * s.k_len);
+    test::poison(out);
+    test::poison(lse);
+    test::poison(w);
+    AttentionOptions dev = host;
+    if (g.key_lengths) dev.key_lengths = dlen.data();
+    if (g.mask) dev.mask = dmask.data();
+    if (g.bias) dev.bias = dbias.data();
+    attention(ctx, dq.data(), dk.data(), dv.data(), s, out.data(), dev,
+              {.lse = lse.data(), .weights = w.data()});
+    const auto tol = test::tolerance(test::DType::FP32);
+    EXPECT_TRUE(test::close(out.to_host(), want.out, tol)) << "out";
+    EXPECT_TRUE(test::close(lse.to_host(), want.lse, tol)) << "lse";
+    EXPECT_TRUE(test::close(w.to_host(), want.weights, tol)) << "weights";
+
+    // Without the optional outputs, out alone is the same.
+    test::poison(out);
+    attention(ctx, dq.data(), dk.data(), dv.data(), s, out.data(), dev);
+    EXPECT_TRUE(test::close(out.to_host(), want.out, tol)) << "out without lse / weights";
+  }
+}
+
+// Weights without lse (the kernel's own workspace), and a fully masked batch on the device.
+TEST_F(AttentionGpu, WeightsAndEmptyRowsMatchReference) {
+  const AttentionShape s{.batch = 2, .q_heads = 2, .kv_heads = 1, .q_len = 5, .k_len = 70,
+                         .head_dim = 64};
+  const Inputs in = random_inputs(s, 200);
+  const std::vector<std::int32_t> lengths = {0, 33};
+  const Result want = run(s, in, {.key_lengths = lengths.data()});
+  auto dq = test::to_device(ctx, in.q), dk = test::to_device(ctx, in.k),
+       dv = test::to_device(ctx, in.v);
+  auto dlen = test::to_device(ctx, lengths);
+  Buffer<float> out(ctx, q_size(s)), w(ctx, rows_of(s) * s.k_len);
+  test::poison(out);
+  test::poison(w);
+  attention(ctx, dq.data(), dk.data(), dv.data(), s, out.data(), {.key_lengths = dlen.data()},
+            {.weights = w.data()});
+  const auto tol = test::tolerance(test::DType::FP32);
+  EXPECT_TRUE(test::close(out.to_host(), want.out, tol));
+  EXPECT_TRUE(test::close(w.to_host(), want.weights, tol));
+}
+
+TEST_F(AttentionGpu, BadKeyLengthsOnTheDeviceAreReported) {
+  const AttentionShape s{.batch = 2, .q_len = 3, .k_len = 4, .head_dim = 8};
+  const Inputs in = random_inputs(s, 210);
+  auto dq = test::to_device(ctx, in.q), dk = test::to_device(ctx, in.k),
+       dv = test::to_device(ctx, in.v);
+  auto dlen = test::to_device(ctx, std::vector<std::int32_t>{-1, 4});
+  Buffer<float> out(ctx, q_size(s));
+  test::poison(out);
+  EXPECT_EQ(test::error_of([&] {
+              attention(ctx, dq.data(), dk.data(), dv.data(), s, out.data(),
+                        {.key_lengths = dlen.data()});
+            }),
+            "genai::attention: argument 'opts.key_lengths' entry 0 must be in [0, 4] (got -1)");
+  for (float o : out.to_host()) EXPECT_TRUE(std::isnan(o));
+}
+
+TEST_F(AttentionGpu, SoftmaxMatchesReference) {
+  for (std::int64_t n : {1, 7, 100, 1000}) {
+    const std::int64_t rows = 37;
+    std::vector<float> x = test::normals(rows * n, 300 + n, 0, 5);
+    x[0] = -INFINITY;
+    const std::vector<float> u = test::uniforms(rows * n, 400 + n);
+    std::unique_ptr<bool[]> mask(new bool[rows * n]);
+    for (std::int64_t e = 0; e < rows * n; ++e) mask[e] = u[e] < 0.6f && e / n != 3;  // row 3 empty
+    for (bool masked : {false, true}) {
+      std::vector<float> want(rows * n);
+      softmax(Context::cpu(), x.data(), rows, n, want.data(), masked ? mask.get() : nullptr);
+      auto dx = test::to_device(ctx, x);
+      Buffer<bool> dm(ctx, std::span<const bool>(mask.get(), rows * n));
+      Buffer<float> out(ctx, rows * n);
+      test::poison(out);
+      softmax(ctx, dx.data(), rows, n, out.data(), masked ? dm.data() : nullptr);
+      EXPECT_TRUE(test::close(out.to_host(), want, test::tolerance(test::DType::FP32)))
+          << "n " << n << " masked " << masked;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace genai
