@@ -60,6 +60,11 @@ for d in /usr/local/cuda/bin /usr/local/cuda/compute-sanitizer; do
   if [ -d "$d" ] && [[ ":$PATH:" != *":$d:"* ]]; then PATH="$PATH:$d"; fi
 done
 export PATH
+# Carried shared libraries (LAPACKE and the LAPACK/BLAS it loads, Google Benchmark): for the
+# linker at build time and for the programs at run time.
+if [ -d "$PREFIX/lib/x86_64-linux-gnu" ]; then
+  export LD_LIBRARY_PATH="$PREFIX/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
 command -v cmake >/dev/null || die "cmake not found"
 command -v python3 >/dev/null || die "python3 not found (needed for the report)"
 

@@ -60,6 +60,23 @@ runtime_pkg="$(dpkg-query -W -f='${Package}\n' 'libbenchmark1*' 2> /dev/null | h
 carry_package "$runtime_pkg"
 
 # GoogleTest sources: built on the GPU machine with its own compiler.
+# LAPACKE (the CPU SVD of linalg): headers, and the shared libraries it loads. LAPACK and BLAS
+# are the small reference builds (Debian's lapack/ and blas/ folders), not OpenBLAS, to keep the
+# carry small; the C library itself stays the machine's. gpu_check.sh puts this folder on
+# LD_LIBRARY_PATH.
+carry_package liblapacke-dev
+lapack_dir="$PREFIX/lib/x86_64-linux-gnu"
+mkdir -p "$lapack_dir"
+rm -f "$lapack_dir/liblapacke.a"
+sys=/usr/lib/x86_64-linux-gnu
+for lib in "$sys/liblapacke.so.3" "$sys/libtmglib.so.3" "$sys/lapack/liblapack.so.3" \
+           "$sys/blas/libblas.so.3" "$sys/libgfortran.so.5" "$sys/libquadmath.so.0"; do
+  [ -e "$lib" ] || die "$lib missing (packages liblapacke, liblapack3, libblas3)"
+  cp -L "$lib" "$lapack_dir/$(basename "$lib")"
+done
+ln -sfn liblapacke.so.3 "$lapack_dir/liblapacke.so"
+echo "pack_deps: LAPACKE runtime         $(du -sh "$lapack_dir" | cut -f1) (with the other carried libraries)"
+
 [ -f /usr/src/googletest/CMakeLists.txt ] || die "/usr/src/googletest missing (package googletest)"
 cp -a /usr/src/googletest "$CARRY/googletest"
 echo "pack_deps: googletest sources      $(du -sh "$CARRY/googletest" | cut -f1)"
@@ -70,6 +87,7 @@ while IFS= read -r link; do
 done < <(find "$CARRY" -type l)
 [ -f "$PREFIX/include/Random123/philox.h" ] || die "Random123 headers not carried"
 [ -f "$PREFIX/include/CLI/CLI.hpp" ] || die "CLI11 headers not carried"
+[ -f "$PREFIX/include/lapacke.h" ] || die "LAPACKE headers not carried"
 find "$PREFIX" -path '*/cmake/benchmark/benchmarkConfig.cmake' | grep -q . ||
   die "benchmarkConfig.cmake not carried"
 
