@@ -10,11 +10,11 @@
 // Mixture score: one thread per point, two passes over the K components (max of the log
 // densities, then the responsibilities and the weighted sum), accumulating in the output row.
 //
-// Fused sampler: one thread per point, the whole T-step loop in one launch. The state (D <= 4
+// Fused sampler: one thread per point, the whole T-step loop in one launch. The state (D <= 32
 // floats) stays in registers; each step's mixture table (K (2D + 1) floats, computed on the host
-// in double) is staged in shared memory by the block; one online-softmax pass per step and one
-// Philox call (D <= 4 normals). Per point and step: ~K (3D + 4) flops and K exps; compute-bound,
-// the aim is to hide the per-step table load behind the K-loop of 256 points.
+// in double) is staged in shared memory by the block; one online-softmax pass per step and
+// ceil(D/4) Philox calls. Per point and step: ~K (3D + 4) flops and K exps; compute-bound, the
+// aim is to hide the per-step table load behind the K-loop of 256 points.
 #include <cuda_runtime.h>
 
 #include <climits>
@@ -221,27 +221,39 @@ struct DeviceStep {
   std::uint32_t t;
 };
 
-template <int D>
+// MaxD <= 4: instantiated for d = MaxD exactly; MaxD in {8, 16, 32}: any d <= MaxD, the loops
+// unrolled to MaxD and guarded by j < d so the state stays in registers.
+template <int MaxD>
 __global__ void __launch_bounds__(kThreads)
-    fused_kernel(const float* __restrict__ tables, int K, const DeviceStep* __restrict__ steps,
-                 int nsteps, std::uint64_t seed, std::uint32_t initial_step, bool draw_initial,
-                 float clip, std::int64_t keep_every, float* __restrict__ inter,
-                 float* __restrict__ x, std::int64_t n) {
-  __shared__ float s_table[kFusedMaxK * (2 * kFusedMaxD + 1)];
+    fused_kernel(const float* __restrict__ tables, int K, int d_runtime,
+                 const DeviceStep* __restrict__ steps, int nsteps, std::uint64_t seed,
+                 std::uint32_t initial_step, bool draw_initial, float clip,
+                 std::int64_t keep_every, float* __restrict__ inter, float* __restrict__ x,
+                 std::int64_t n) {
+  extern __shared__ float s_table[];  // K (2D + 1) floats: log_c, center, inv_v
+  const int D = MaxD <= 4 ? MaxD : d_runtime;
+  constexpr int kBlocks = (MaxD + 3) / 4;  // Philox blocks per point: row * nb + q, as draw_kernel
+  const int nb = (D + 3) / 4;
   const int table_size = K * (2 * D + 1);
   const float* log_c = s_table;
   const float* center = s_table + K;
   const float* inv_v = s_table + K + K * D;
   const std::int64_t row = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   const bool active = row < n;  // inactive threads still stage tables and reach every barrier
-  float xs[D];
+  float xs[MaxD];
   if (active) {
-    if (draw_initial) {
-      const rng::Float4 z = rng::normal4(seed, rng::streams::diffusion_sampler,
-                                         static_cast<std::uint64_t>(row), initial_step);
-      for (int j = 0; j < D; ++j) xs[j] = z.v[j];
-    } else {
-      for (int j = 0; j < D; ++j) xs[j] = x[row * D + j];
+#pragma unroll
+    for (int q = 0; q < kBlocks; ++q) {
+      if (4 * q >= D) break;
+      rng::Float4 z = {{0, 0, 0, 0}};
+      if (draw_initial)
+        z = rng::normal4(seed, rng::streams::diffusion_sampler,
+                         static_cast<std::uint64_t>(row * nb + q), initial_step);
+#pragma unroll
+      for (int l = 0; l < 4; ++l) {
+        const int j = 4 * q + l;
+        if (j < MaxD && j < D) xs[j] = draw_initial ? z.v[l] : x[row * D + j];
+      }
     }
   }
   for (int i = 0; i < nsteps; ++i) {
@@ -252,38 +264,59 @@ __global__ void __launch_bounds__(kThreads)
     if (!active) continue;
     const DeviceStep st = steps[i];
     // Online softmax over the components: eps = eps_scale * sum_k r_k (-(x - c_k) / v_k).
-    float mx = -INFINITY, total = 0, acc[D];
-    for (int j = 0; j < D; ++j) acc[j] = 0;
+    float mx = -INFINITY, total = 0, acc[MaxD];
+#pragma unroll
+    for (int j = 0; j < MaxD; ++j) acc[j] = 0;
     for (int k = 0; k < K; ++k) {
-      float diff[D], q = 0;
-      for (int j = 0; j < D; ++j) {
-        diff[j] = xs[j] - center[k * D + j];
-        q += diff[j] * diff[j] * inv_v[k * D + j];
+      float q = 0;
+#pragma unroll
+      for (int j = 0; j < MaxD; ++j) {
+        if (j >= D) break;
+        const float diff = xs[j] - center[k * D + j];
+        q += diff * diff * inv_v[k * D + j];
       }
       const float lp = log_c[k] - 0.5f * q;
       if (lp > mx) {
         const float rescale = expf(mx - lp);
         total *= rescale;
-        for (int j = 0; j < D; ++j) acc[j] *= rescale;
+#pragma unroll
+        for (int j = 0; j < MaxD; ++j) acc[j] *= rescale;
         mx = lp;
       }
       const float w = expf(lp - mx);
       total += w;
-      for (int j = 0; j < D; ++j) acc[j] -= w * diff[j] * inv_v[k * D + j];
+#pragma unroll
+      for (int j = 0; j < MaxD; ++j) {
+        if (j >= D) break;
+        acc[j] -= w * (xs[j] - center[k * D + j]) * inv_v[k * D + j];  // recomputed: no diff[] live
+      }
     }
-    rng::Float4 z = {{0, 0, 0, 0}};
-    if (st.k.sigma != 0.0f)
-      z = rng::normal4(seed, rng::streams::diffusion_sampler, static_cast<std::uint64_t>(row),
-                       st.t);
     const float f = st.eps_scale / total;
-    for (int j = 0; j < D; ++j) xs[j] = ref::step_element(st.k, xs[j], f * acc[j], z.v[j], clip);
+#pragma unroll
+    for (int q = 0; q < kBlocks; ++q) {
+      if (4 * q >= D) break;
+      rng::Float4 z = {{0, 0, 0, 0}};
+      if (st.k.sigma != 0.0f)
+        z = rng::normal4(seed, rng::streams::diffusion_sampler,
+                         static_cast<std::uint64_t>(row * nb + q), st.t);
+#pragma unroll
+      for (int l = 0; l < 4; ++l) {
+        const int j = 4 * q + l;
+        if (j < MaxD && j < D) xs[j] = ref::step_element(st.k, xs[j], f * acc[j], z.v[l], clip);
+      }
+    }
     if (keep_every > 0 && (i + 1) % keep_every == 0) {
       float* dst = inter + ((i + 1) / keep_every - 1) * n * D + row * D;
-      for (int j = 0; j < D; ++j) dst[j] = xs[j];
+#pragma unroll
+      for (int j = 0; j < MaxD; ++j)
+        if (j < D) dst[j] = xs[j];
     }
   }
-  if (active)
-    for (int j = 0; j < D; ++j) x[row * D + j] = xs[j];
+  if (active) {
+#pragma unroll
+    for (int j = 0; j < MaxD; ++j)
+      if (j < D) x[row * D + j] = xs[j];
+  }
 }
 
 }  // namespace
@@ -361,18 +394,24 @@ void sample_mixture_fused(const Context& ctx, const GaussianMixture& m,
   Buffer<float> dtables(ctx, std::span<const float>(tables));
   Buffer<DeviceStep> dsteps(ctx, std::span<const DeviceStep>(ds));
   const unsigned grid = static_cast<unsigned>((n + kThreads - 1) / kThreads);
-  const int K = static_cast<int>(m.K), nsteps = static_cast<int>(steps.size());
+  const int K = static_cast<int>(m.K), d = static_cast<int>(m.d);
+  const int nsteps = static_cast<int>(steps.size());
+  const std::size_t smem = fused_table_bytes(m.d, m.K);
   auto launch = [&](auto kernel) {
-    kernel<<<grid, kThreads, 0, ctx.stream()>>>(dtables.data(), K, dsteps.data(), nsteps, seed,
-                                                initial_step, draw_initial, clip, keep_every,
-                                                intermediates, x, n);
+    kernel<<<grid, kThreads, smem, ctx.stream()>>>(dtables.data(), K, d, dsteps.data(), nsteps,
+                                                   seed, initial_step, draw_initial, clip,
+                                                   keep_every, intermediates, x, n);
     GENAI_LAUNCH_CHECK();
   };
-  switch (m.d) {
+  switch (d) {
     case 1: return launch(fused_kernel<1>);
     case 2: return launch(fused_kernel<2>);
     case 3: return launch(fused_kernel<3>);
-    default: return launch(fused_kernel<4>);
+    case 4: return launch(fused_kernel<4>);
+    default:
+      if (d <= 8) return launch(fused_kernel<8>);
+      if (d <= 16) return launch(fused_kernel<16>);
+      return launch(fused_kernel<32>);
   }
 }
 

@@ -2,6 +2,7 @@
 // that host/src can call them from ordinary C++.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -11,10 +12,17 @@
 
 namespace genai::cuda {
 
-// Limits of the fused mixture sampler: the state of a point (D floats) lives in registers, one
-// step's mixture table (K (2D + 1) floats) in shared memory.
-inline constexpr std::int64_t kFusedMaxD = 4;
-inline constexpr std::int64_t kFusedMaxK = 64;
+// Limits of the fused mixture sampler: the state of a point (d floats) lives in registers, one
+// step's mixture table (K (2d + 1) floats) in shared memory, within the 48 KiB a block gets
+// without opting in (e.g. K <= 1365 at d = 2, K <= 187 at d = 32).
+inline constexpr std::int64_t kFusedMaxD = 32;
+inline constexpr std::size_t kFusedMaxTableBytes = 48 * 1024;
+inline std::size_t fused_table_bytes(std::int64_t d, std::int64_t K) {
+  return static_cast<std::size_t>(K * (2 * d + 1)) * sizeof(float);
+}
+inline bool fused_supported(std::int64_t d, std::int64_t K) {
+  return d <= kFusedMaxD && fused_table_bytes(d, K) <= kFusedMaxTableBytes;
+}
 
 // One step of a fused run: its coefficients, alpha_bar_t and the Philox step (= t).
 struct FusedStep {
@@ -39,8 +47,8 @@ void eps_mse_loss(const Context& ctx, const float* pred, const float* target, st
                   std::int64_t d, float* row_loss, float* grad);
 void mixture_score(const Context& ctx, const GaussianMixture& m, double alpha_bar,
                    const float* x, std::int64_t n, double scale, float* out);
-// The whole DDPM / DDIM loop for n points of m.d <= kFusedMaxD features, m.K <= kFusedMaxK, in
-// one launch; x_T drawn at Philox step initial_step when draw_initial, else read from x.
+// The whole DDPM / DDIM loop for n points of a mixture with fused_supported(m.d, m.K), in one
+// launch; x_T drawn at Philox step initial_step when draw_initial, else read from x.
 void sample_mixture_fused(const Context& ctx, const GaussianMixture& m,
                           const std::vector<FusedStep>& steps, std::int64_t n, std::uint64_t seed,
                           std::uint32_t initial_step, bool draw_initial, float clip,

@@ -11,6 +11,7 @@
 // The step-by-step loop (a mixture_epsilon launch and a step launch per step) runs the same
 // workload for comparison.
 #include <cstdint>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -129,17 +130,29 @@ void set_rate(benchmark::State& state, std::int64_t n, std::int64_t steps) {
       benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// "gmm8" (the 2D preset), or "mix16": 8 equal components N(mu_k, I) in d = 16, mu_k ~ N(0, 3^2 I)
+// (the fused kernel's general-d path, several Philox blocks per point).
+genai::GaussianMixture mixture_of(const std::string& name) {
+  if (name != "mix16") return genai::GaussianMixture::preset(name);
+  constexpr std::int64_t K = 8, d = 16;
+  std::vector<float> means(K * d);
+  genai::fill_normal(genai::Context::cpu(), means.data(), K * d, {16, 0, 0});
+  for (float& m : means) m *= 3.0f;
+  return genai::GaussianMixture::isotropic(std::vector<float>(K, 1.0f / K), means, d,
+                                           std::vector<float>(K, 1.0f));
+}
+
 // range(2): 1 = sample_mixture (fused on the GPU), 0 = sample() with mixture_model, step by step.
-void Gpu_MixtureSampler(benchmark::State& state, SamplerKind kind) {
+void Gpu_MixtureSampler(benchmark::State& state, SamplerKind kind, const char* target) {
   if (!bench::require_gpu(state)) return;
   bench::guarded(state, [&] {
     const std::int64_t n = state.range(0), steps = state.range(1);
     const bool fused = state.range(2) != 0;
     const genai::Context& ctx = bench::gpu_context();
     const genai::NoiseSchedule s;
-    const genai::GaussianMixture m = genai::GaussianMixture::preset("gmm8");
+    const genai::GaussianMixture m = mixture_of(target);
     auto& x = bench::cached<genai::Buffer<float>>(
-        n, [&] { return genai::Buffer<float>(ctx, static_cast<std::size_t>(n * m.d)); });
+        std::tuple{n, m.d}, [&] { return genai::Buffer<float>(ctx, static_cast<std::size_t>(n * m.d)); });
     const genai::Model model = genai::mixture_model(m, s);
     bench::time_gpu(state, [&](std::int64_t c) {
       const genai::SamplerOptions o{.sampler = kind, .num_inference_steps = steps,
@@ -199,9 +212,12 @@ BENCHMARK_CAPTURE(Cpu_MixtureSampler, ddpm_gmm8, SamplerKind::DDPM)
     ->Apply(cpu_sampler_shapes)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(Gpu_AddNoise)->Apply(gpu_noise_shapes)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(Gpu_DdpmStep)->Apply(gpu_step_shapes)->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(Gpu_MixtureSampler, ddpm_gmm8, SamplerKind::DDPM)
+BENCHMARK_CAPTURE(Gpu_MixtureSampler, ddpm_gmm8, SamplerKind::DDPM, "gmm8")
     ->Apply(gpu_sampler_shapes)->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(Gpu_MixtureSampler, ddim_gmm8, SamplerKind::DDIM)
+BENCHMARK_CAPTURE(Gpu_MixtureSampler, ddim_gmm8, SamplerKind::DDIM, "gmm8")
     ->Apply(gpu_sampler_shapes)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(Gpu_MixtureSampler, ddpm_mix16, SamplerKind::DDPM, "mix16")
+    ->Args({1 << 18, 100, 1})->Args({1 << 18, 100, 0})->ArgNames({"n", "steps", "fused"})
+    ->UseManualTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -793,5 +793,34 @@ TEST_F(DiffusionGpu, FusedMixtureSamplerMatchesReference) {
     }
 }
 
+// The fused sampler beyond 2D: d = 3 (exact-D kernel), 5 and 20 (the d <= 8 and d <= 16 kernels,
+// several Philox blocks per point), diagonal variances, unequal weights, intermediates kept.
+TEST_F(DiffusionGpu, FusedMixtureSamplerHighDimMatchesReference) {
+  const NoiseSchedule s;
+  const std::int64_t n = 1000, steps = 50, keep = 10, K = 6;
+  for (std::int64_t d : {3, 5, 20}) {
+    GaussianMixture m;
+    m.K = K, m.d = d;
+    m.weights = test::uniforms(K, 40 + d, 0.5f, 1.5f);
+    float sum = 0;
+    for (float w : m.weights) sum += w;
+    for (float& w : m.weights) w /= sum;
+    m.means = test::normals(K * d, 41 + d, 0.0f, 3.0f);
+    m.variances = test::uniforms(K * d, 42 + d, 0.2f, 1.5f);
+    const std::int64_t records = steps / keep;
+    std::vector<float> x(n * d), inter(records * n * d);
+    SamplerOptions o{.num_inference_steps = steps, .step = {.seed = 3}, .keep_every = keep,
+                     .intermediates = inter.data()};
+    sample_mixture(kCpu, s, m, n, x.data(), o);
+    Buffer<float> dx(ctx, n * d), dinter(ctx, records * n * d);
+    test::poison(dx);
+    test::poison(dinter);
+    o.intermediates = dinter.data();
+    sample_mixture(ctx, s, m, n, dx.data(), o);
+    EXPECT_TRUE(test::close(dx.to_host(), x, {1e-4, 1e-4})) << "d = " << d;
+    EXPECT_TRUE(test::close(dinter.to_host(), inter, {1e-4, 1e-4})) << "d = " << d;
+  }
+}
+
 }  // namespace
 }  // namespace genai

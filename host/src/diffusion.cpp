@@ -535,7 +535,7 @@ void sample_mixture(const Context& ctx, const NoiseSchedule& s, const GaussianMi
                    "must be epsilon (the mixture model predicts epsilon)");
 #if GENAI_WITH_CUDA
   const bool fusable = o.sampler == SamplerKind::DDPM || o.sampler == SamplerKind::DDIM;
-  if (ctx.is_cuda() && fusable && m.d <= cuda::kFusedMaxD && m.K <= cuda::kFusedMaxK) {
+  if (ctx.is_cuda() && fusable && cuda::fused_supported(m.d, m.K)) {
     const auto ts = sampler_timesteps(s, o);
     if (n == 0) return;
     std::vector<cuda::FusedStep> steps;

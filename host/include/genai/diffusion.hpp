@@ -224,8 +224,9 @@ void mixture_epsilon(const Context& ctx, const GaussianMixture& m, double alpha_
 Model mixture_model(const GaussianMixture& m, const NoiseSchedule& schedule);
 
 // sample() with mixture_model. On a CUDA context DDPM and DDIM run fused -- the whole loop in
-// one launch for d <= 4 and K <= 64, the same Philox numbers as the step-by-step loop; other
-// cases run the step-by-step loop. Requires opts.step.prediction_type == epsilon.
+// one launch for d <= 32 with the per-step mixture table K (2d + 1) floats within 48 KiB (K up to
+// 1365 at d = 2, 187 at d = 32), the same Philox numbers as the step-by-step loop; other cases
+// run the step-by-step loop. Requires opts.step.prediction_type == epsilon.
 void sample_mixture(const Context& ctx, const NoiseSchedule& schedule, const GaussianMixture& m,
                     std::int64_t n, float* x, const SamplerOptions& opts = {});
 
