@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "cli/common.hpp"
 #include "genai/attention.hpp"
@@ -39,6 +41,26 @@ Heads read_heads(const std::string& path, const char* flag) {
   return h;
 }
 
+// Host floats -> T on ctx's device, genai::attention in T, out back as floats.
+template <class T>
+std::vector<float> attention_as(const Context& ctx, const std::vector<float>& q,
+                                const std::vector<float>& k, const std::vector<float>& v,
+                                const AttentionShape& s, const AttentionOptions& opts,
+                                const AttentionOutputs& outputs) {
+  auto upload = [&](const std::vector<float>& x) {
+    std::vector<T> t;
+    t.reserve(x.size());
+    for (float f : x) t.push_back(T(f));
+    return Buffer<T>(ctx, std::span<const T>(t));
+  };
+  Buffer<T> dq = upload(q), dk = upload(k), dv = upload(v), out(ctx, q.size());
+  attention(ctx, dq.data(), dk.data(), dv.data(), s, out.data(), opts, outputs);
+  std::vector<float> r;
+  r.reserve(q.size());
+  for (T x : out.to_host()) r.push_back(static_cast<float>(x));
+  return r;
+}
+
 void add_attention_command(CLI::App& app) {
   auto a = std::make_shared<AttentionArgs>();
   auto* cmd = app.add_subcommand(
@@ -53,13 +75,12 @@ void add_attention_command(CLI::App& app) {
   cmd->add_option("--out", a->out, "output O [B, Hq, Lq, d] (.npy)")->required();
   cmd->add_option("--weights", a->weights, "also write the weights [B, Hq, Lq, Lk] (.npy)");
   cmd->add_option("--lse", a->lse, "also write the log-sum-exp [B, Hq, Lq] (.npy)");
-  cmd->add_option("--dtype", a->dtype, "compute type (fp32; fp16 and bf16 are not yet available)")
+  cmd->add_option("--dtype", a->dtype,
+                  "compute type: the inputs are rounded to it, out is written as float32")
+      ->check(CLI::IsMember({"fp32", "fp16", "bf16"}))
       ->capture_default_str();
   add_device_option(*cmd, a->device);
   cmd->callback([a] {
-    if (a->dtype != "fp32")
-      throw ArgumentError("genai attention: --dtype " + a->dtype +
-                          " is not supported yet; this version computes in fp32 only");
     const Context ctx = Context::from_name(a->device);
     const Heads q = read_heads(a->q, "--q"), k = read_heads(a->k, "--k"),
                 v = read_heads(a->v, "--v");
@@ -86,20 +107,23 @@ void add_attention_command(CLI::App& app) {
       mask.reset(new bool[mask_n]);
       for (std::int64_t e = 0; e < mask_n; ++e) mask[e] = f[e] != 0.0f;
     }
-    Buffer<float> dq(ctx, std::span<const float>(q.values)), dk(ctx, std::span<const float>(k.values)),
-        dv(ctx, std::span<const float>(v.values));
     Buffer<bool> dmask(ctx, std::span<const bool>(mask.get(), mask_n));
     if (mask) opts.mask = dmask.data();
     const std::int64_t rows = s.batch * s.q_heads * s.q_len;
-    Buffer<float> out(ctx, rows * s.head_dim), lse(ctx, a->lse.empty() ? 0 : rows),
-        w(ctx, a->weights.empty() ? 0 : rows * s.k_len);
-    attention(ctx, dq.data(), dk.data(), dv.data(), s, out.data(), opts,
-              {.lse = lse.data(), .weights = w.data()});
+    Buffer<float> lse(ctx, a->lse.empty() ? 0 : rows), w(ctx, a->weights.empty() ? 0 : rows * s.k_len);
+    const AttentionOutputs outputs{.lse = lse.data(), .weights = w.data()};
+    std::vector<float> out_host;
+    if (a->dtype == "fp16")
+      out_host = attention_as<fp16>(ctx, q.values, k.values, v.values, s, opts, outputs);
+    else if (a->dtype == "bf16")
+      out_host = attention_as<bf16>(ctx, q.values, k.values, v.values, s, opts, outputs);
+    else
+      out_host = attention_as<float>(ctx, q.values, k.values, v.values, s, opts, outputs);
     auto shape = [&](std::int64_t last) {
       return q.three_d ? std::vector<std::int64_t>{s.batch, s.q_len, last}
                        : std::vector<std::int64_t>{s.batch, s.q_heads, s.q_len, last};
     };
-    io::write_npy(a->out, std::span<const float>(out.to_host()), shape(s.head_dim));
+    io::write_npy(a->out, std::span<const float>(out_host), shape(s.head_dim));
     if (!a->weights.empty())
       io::write_npy(a->weights, std::span<const float>(w.to_host()), shape(s.k_len));
     if (!a->lse.empty()) {
@@ -108,7 +132,8 @@ void add_attention_command(CLI::App& app) {
                     q.three_d ? std::vector<std::int64_t>{s.batch, s.q_len}
                               : std::vector<std::int64_t>{s.batch, s.q_heads, s.q_len});
     }
-    std::printf("attention B=%lld Hq=%lld Hkv=%lld Lq=%lld Lk=%lld d=%lld%s%s on %s -> %s\n",
+    std::printf("attention %s B=%lld Hq=%lld Hkv=%lld Lq=%lld Lk=%lld d=%lld%s%s on %s -> %s\n",
+                a->dtype.c_str(),
                 static_cast<long long>(s.batch), static_cast<long long>(s.q_heads),
                 static_cast<long long>(s.kv_heads), static_cast<long long>(s.q_len),
                 static_cast<long long>(s.k_len), static_cast<long long>(s.head_dim),
@@ -117,32 +142,52 @@ void add_attention_command(CLI::App& app) {
   });
 }
 
-// Demo: one fp32 attention case (B 1, H 8, L 256, d 64) on the tour's device against the CPU
-// reference, with FlashAttention's flop count 4 B H Lq Lk d; and the problem-set 1.4 checks.
+// One demo row: attention in T (B 1, H 8, L 256, d 64) on the tour's device against the CPU
+// reference in T on the same (rounded) inputs, with FlashAttention's flop count 4 B H Lq Lk d.
+template <class T>
+void tour_row(Tour& t, const char* dtype, const std::vector<float>& q, const std::vector<float>& k,
+              const std::vector<float>& v, const AttentionShape& s, double tolerance) {
+  const std::int64_t n = static_cast<std::int64_t>(q.size());
+  auto to_t = [](const std::vector<float>& x) {
+    std::vector<T> r;
+    r.reserve(x.size());
+    for (float f : x) r.push_back(T(f));
+    return r;
+  };
+  const std::vector<T> hq = to_t(q), hk = to_t(k), hv = to_t(v);
+  std::vector<T> want(n);
+  Buffer<T> dq(t.ctx, std::span<const T>(hq)), dk(t.ctx, std::span<const T>(hk)),
+      dv(t.ctx, std::span<const T>(hv)), out(t.ctx, n);
+  const double ms = t.time([&] { attention(t.ctx, dq.data(), dk.data(), dv.data(), s, out.data()); });
+  attention(Context::cpu(), hq.data(), hk.data(), hv.data(), s, want.data());
+  const auto got = out.to_host();
+  double err = 0, ref_max = 1e-30;
+  for (std::int64_t e = 0; e < n; ++e) {
+    const double g = static_cast<float>(got[e]), w = static_cast<float>(want[e]);
+    err = std::isnan(g) ? INFINITY : std::max(err, std::abs(g - w));
+    ref_max = std::max(ref_max, std::abs(w));
+  }
+  const double flop = 4.0 * s.batch * s.q_heads * s.q_len * s.k_len * s.head_dim;
+  char tp[64];
+  std::snprintf(tp, sizeof tp, "%.2f GFLOP/s", flop / (ms * 1e6));
+  t.rows.push_back({"attention", std::string(dtype) + " B1 H8 L256 d64", to_string(t.ctx.device()),
+                    err / ref_max, ms, tp, err / ref_max <= tolerance});
+}
+
+// Demo: the attention case in fp32, fp16 and bf16 (tolerances as the tests': 1e-5, 1e-2); and
+// the problem-set 1.4 checks.
 void tour_attention(Tour& t) {
   const Context cpu = Context::cpu();
   const AttentionShape s{.batch = 1, .q_heads = 8, .kv_heads = 8, .q_len = 256, .k_len = 256,
                          .head_dim = 64};
   const std::int64_t n = s.batch * s.q_heads * s.q_len * s.head_dim;
-  std::vector<float> q(n), k(n), v(n), want(n);
+  std::vector<float> q(n), k(n), v(n);
   fill_normal(cpu, q.data(), n, {50, 0, 0});
   fill_normal(cpu, k.data(), n, {50, 1, 0});
   fill_normal(cpu, v.data(), n, {50, 2, 0});
-  Buffer<float> dq(t.ctx, std::span<const float>(q)), dk(t.ctx, std::span<const float>(k)),
-      dv(t.ctx, std::span<const float>(v)), out(t.ctx, n);
-  const double ms = t.time([&] { attention(t.ctx, dq.data(), dk.data(), dv.data(), s, out.data()); });
-  attention(cpu, q.data(), k.data(), v.data(), s, want.data());
-  const auto got = out.to_host();
-  double err = 0, ref_max = 1e-30;
-  for (std::int64_t e = 0; e < n; ++e) {
-    err = std::isnan(got[e]) ? INFINITY : std::max(err, std::abs(double(got[e]) - want[e]));
-    ref_max = std::max(ref_max, std::abs(double(want[e])));
-  }
-  const double flop = 4.0 * s.batch * s.q_heads * s.q_len * s.k_len * s.head_dim;
-  char tp[64];
-  std::snprintf(tp, sizeof tp, "%.2f GFLOP/s", flop / (ms * 1e6));
-  t.rows.push_back({"attention", "fp32 B1 H8 L256 d64", to_string(t.ctx.device()), err / ref_max,
-                    ms, tp, err / ref_max <= 1e-5});
+  tour_row<float>(t, "fp32", q, k, v, s, 1e-5);
+  tour_row<fp16>(t, "fp16", q, k, v, s, 1e-2);
+  tour_row<bf16>(t, "bf16", q, k, v, s, 1e-2);
 
   // 1.4(c): softmax([0, 100, 0, 0]) is one-hot.
   const std::vector<float> x = {0, 100, 0, 0};

@@ -12,18 +12,20 @@
 // Bound aimed at: K/V are read from DRAM once per block of kWarps rows, so traffic is about
 // (Lq / kWarps) * Lk * d * 8 bytes per head; the 4 Lq Lk d flops run on the fp32 CUDA cores
 // (no tensor cores), so the roof is the device's fp32 FMA rate. This is the simple, correct
-// fp32 path; fp16/bf16 tensor-core kernels are separate.
+// fp32 path; the fp16/bf16 tensor-core kernel is kernels/attention_mma.cu.
 //
 // The head dim is a template bucket D in {32, 64, 128, 256}; any d <= D runs in bucket D (a
 // lane's columns c >= d are skipped), so every d in [1, 256] has a path.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cmath>
 
-#include "cpu_reference/attention.hpp"
 #include "genai/buffer.hpp"
 #include "genai/cuda_check.hpp"
 #include "kernels/attention.cuh"
+#include "kernels/attention_common.cuh"
 #include "kernels/launch.cuh"
 
 namespace genai::cuda {
@@ -34,50 +36,7 @@ constexpr int kThreads = 32 * kWarps;
 constexpr int kTile = 32;  // keys per tile: one per lane
 constexpr unsigned kFull = 0xffffffffu;
 
-struct Broadcast {
-  const void* p;  // bool* (mask) or float* (bias); null: absent
-  std::int64_t sb, sh, si, sj;
-
-  __device__ std::int64_t at(std::int64_t b, std::int64_t h, std::int64_t i,
-                             std::int64_t j) const {
-    return b * sb + h * sh + i * si + j * sj;
-  }
-};
-
-Broadcast broadcast_of(const void* p, const BroadcastShape& s) {
-  const ref::BroadcastStrides st = ref::broadcast_strides(s);
-  return {p, st.b, st.h, st.i, st.j};
-}
-
-struct Params {
-  const float* q;
-  const float* k;
-  const float* v;
-  float* out;
-  float* lse;
-  std::int64_t B, Hq, Lq, Lk, d, group;  // group = Hq / Hkv
-  float scale;
-  bool causal;
-  const std::int32_t* key_lengths;
-  Broadcast mask, bias;
-};
-
-// Keys of row i of batch b that can be kept: [0, key_end(b, i)).
-__device__ std::int64_t key_end(const Params& p, std::int64_t b, std::int64_t i) {
-  std::int64_t end = p.key_lengths ? p.key_lengths[b] : p.Lk;
-  if (p.causal) end = min(end, i + p.Lk - p.Lq + 1);
-  return max(end, std::int64_t{0});
-}
-
-// s_ij without the dot product: -inf when j is not kept, else scale * dot + bias.
-__device__ float logit(const Params& p, std::int64_t b, std::int64_t h, std::int64_t i,
-                       std::int64_t j, float dot) {
-  if (j >= key_end(p, b, i)) return -INFINITY;
-  if (p.mask.p && !static_cast<const bool*>(p.mask.p)[p.mask.at(b, h, i, j)]) return -INFINITY;
-  float s = p.scale * dot;
-  if (p.bias.p) s += static_cast<const float*>(p.bias.p)[p.bias.at(b, h, i, j)];
-  return s;
-}
+using attn::Params;
 
 __device__ float warp_max(float x) {
   for (int o = 16; o > 0; o /= 2) x = fmaxf(x, __shfl_xor_sync(kFull, x, o));
@@ -94,7 +53,7 @@ template <int D>
 constexpr std::size_t smem_floats = kTile * (D + 1) + kTile * D + kWarps * D;
 
 template <int D>
-__global__ void __launch_bounds__(kThreads) flash_kernel(Params p) {
+__global__ void __launch_bounds__(kThreads) flash_kernel(Params<float> p) {
   constexpr int kCols = D / 32;  // output columns per lane
   extern __shared__ float smem[];
   float* ks = smem;
@@ -113,7 +72,7 @@ __global__ void __launch_bounds__(kThreads) flash_kernel(Params p) {
   const float* vh = p.v + kv * p.Lk * p.d;
 
   // The block's key range: the largest key_end of its rows (the last one, as key_end grows in i).
-  const std::int64_t block_end = key_end(p, b, min(i0 + kWarps, p.Lq) - 1);
+  const std::int64_t block_end = attn::key_end(p, b, min(i0 + kWarps, p.Lq) - 1);
 
   if (active)
     for (int c = lane; c < D; c += 32) qs[c] = c < p.d ? p.q[(bh * p.Lq + i) * p.d + c] : 0.0f;
@@ -137,7 +96,7 @@ __global__ void __launch_bounds__(kThreads) flash_kernel(Params p) {
     if (j < p.Lk) {
       float dot = 0.0f;
       for (int c = 0; c < D; ++c) dot = fmaf(qs[c], ks[lane * (D + 1) + c], dot);
-      s = logit(p, b, h, i, j, dot);
+      s = attn::logit(p, b, h, i, j, dot);
     }
     const float m_new = fmaxf(m, warp_max(s));
     if (m_new == -INFINITY) continue;  // nothing kept so far (uniform over the warp)
@@ -164,7 +123,9 @@ __global__ void __launch_bounds__(kThreads) flash_kernel(Params p) {
 }
 
 // weights[row, j] = exp(s_ij - lse_i), 0 where not kept or lse = -inf; one thread per element.
-__global__ void weights_kernel(Params p, const float* lse, float* weights) {
+// The products of fp16 / bf16 inputs are exact in fp32, so the logits match the mma kernel's.
+template <class T>
+__global__ void weights_kernel(Params<T> p, const float* lse, float* weights) {
   const std::int64_t n = p.B * p.Hq * p.Lq * p.Lk;
   for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; e < n;
        e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
@@ -172,17 +133,18 @@ __global__ void weights_kernel(Params p, const float* lse, float* weights) {
     const std::int64_t i = row % p.Lq, bh = row / p.Lq;
     const std::int64_t b = bh / p.Hq, h = bh % p.Hq;
     const std::int64_t kv = b * (p.Hq / p.group) + h / p.group;
-    const float* qi = p.q + row * p.d;
-    const float* kj = p.k + (kv * p.Lk + j) * p.d;
+    const T* qi = p.q + row * p.d;
+    const T* kj = p.k + (kv * p.Lk + j) * p.d;
     float dot = 0.0f;
-    for (std::int64_t c = 0; c < p.d; ++c) dot = fmaf(qi[c], kj[c], dot);
-    const float s = logit(p, b, h, i, j, dot);
+    for (std::int64_t c = 0; c < p.d; ++c)
+      dot = fmaf(static_cast<float>(qi[c]), static_cast<float>(kj[c]), dot);
+    const float s = attn::logit(p, b, h, i, j, dot);
     weights[e] = (s == -INFINITY || lse[row] == -INFINITY) ? 0.0f : expf(s - lse[row]);
   }
 }
 
 template <int D>
-void launch_flash(const Context& ctx, const Params& p) {
+void launch_flash(const Context& ctx, const Params<float>& p) {
   constexpr int bytes = static_cast<int>(smem_floats<D> * sizeof(float));
   GENAI_CUDA_CHECK(cudaFuncSetAttribute(flash_kernel<D>,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
@@ -218,33 +180,28 @@ __global__ void softmax_kernel(const float* x, std::int64_t rows, std::int64_t n
 
 }  // namespace
 
+namespace attn {
+
+template <class T>
+void launch_weights(const Context& ctx, const Params<T>& p, const float* lse, float* weights) {
+  const std::int64_t n = p.B * p.Hq * p.Lq * p.Lk;
+  weights_kernel<T><<<grid_for(n, 256), 256, 0, ctx.stream()>>>(p, lse, weights);
+  GENAI_LAUNCH_CHECK();
+}
+
+template void launch_weights(const Context&, const Params<float>&, const float*, float*);
+template void launch_weights(const Context&, const Params<__half>&, const float*, float*);
+template void launch_weights(const Context&, const Params<__nv_bfloat16>&, const float*, float*);
+
+}  // namespace attn
+
 void attention(const Context& ctx, const float* q, const float* k, const float* v,
                const AttentionShape& shape, float scale, const AttentionOptions& opts,
                float* out, float* lse, float* weights) {
   GENAI_CUDA_CHECK(cudaSetDevice(ctx.device_index()));
-  // The weights pass needs the lse; without a caller's array it lives in a workspace.
   Buffer<float> lse_space;
-  if (weights && !lse) {
-    lse_space = Buffer<float>(ctx, static_cast<std::size_t>(shape.batch * shape.q_heads *
-                                                            shape.q_len));
-    lse = lse_space.data();
-  }
-  const Params p{.q = q,
-                 .k = k,
-                 .v = v,
-                 .out = out,
-                 .lse = lse,
-                 .B = shape.batch,
-                 .Hq = shape.q_heads,
-                 .Lq = shape.q_len,
-                 .Lk = shape.k_len,
-                 .d = shape.head_dim,
-                 .group = shape.q_heads / shape.kv_heads,
-                 .scale = scale,
-                 .causal = opts.causal,
-                 .key_lengths = opts.key_lengths,
-                 .mask = broadcast_of(opts.mask, opts.mask_shape),
-                 .bias = broadcast_of(opts.bias, opts.bias_shape)};
+  lse = attn::lse_or_workspace(ctx, shape, lse, weights, lse_space);
+  const Params<float> p = attn::params_of(q, k, v, out, lse, shape, scale, opts);
   if (shape.head_dim <= 32)
     launch_flash<32>(ctx, p);
   else if (shape.head_dim <= 64)
@@ -253,11 +210,7 @@ void attention(const Context& ctx, const float* q, const float* k, const float* 
     launch_flash<128>(ctx, p);
   else
     launch_flash<256>(ctx, p);
-  if (weights) {
-    const std::int64_t n = shape.batch * shape.q_heads * shape.q_len * shape.k_len;
-    weights_kernel<<<grid_for(n, 256), 256, 0, ctx.stream()>>>(p, lse, weights);
-    GENAI_LAUNCH_CHECK();
-  }
+  if (weights) attn::launch_weights(ctx, p, lse, weights);
 }
 
 void softmax(const Context& ctx, const float* x, std::int64_t rows, std::int64_t n,

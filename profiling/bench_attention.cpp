@@ -1,11 +1,17 @@
-// Benchmarks of the attention module (kernels/attention.cu, cpu_reference/attention.cpp): fp32
-// scaled dot-product attention, q, k, v [B, H, L, d], Hq = Hkv = H, Lq = Lk = L.
+// Benchmarks of the attention module (kernels/attention.cu, kernels/attention_mma.cu,
+// cpu_reference/attention.cpp): scaled dot-product attention, q, k, v [B, H, L, d],
+// Hq = Hkv = H, Lq = Lk = L.
 //
 // Work per call, FlashAttention's convention: flop = 4 B H L^2 d (two GEMMs, QK^T and PV),
 // halved for causal; bytes = the compulsory traffic, q, k, v read once and out written once
-// (4 B H L d * 4 bytes). The fp32 kernel runs on the CUDA cores, so peak_frac is against
-// cuBLAS SGEMM. GPU shapes: d in {64, 128}, L in {512, 2048}, causal and not, B H = 16 heads
-// of batch 2 (inputs rotated when one set is smaller than 2x L2). CPU: one small case.
+// (4 B H L d * element size).
+//   fp32 (Gpu_Attention): CUDA cores, peak_frac against cuBLAS SGEMM; d in {64, 128},
+//     L in {512, 2048}, causal and not, B = 2, H = 8.
+//   fp16 / bf16 (Gpu_AttentionFp16 / Gpu_AttentionBf16): tensor cores, peak_frac against the
+//     measured cuBLAS fp16 GEMM (fp32 accumulation); FlashAttention's published setting: 16k
+//     tokens per batch (B = 16384 / L), hidden 2048 (H = 2048 / d), d in {64, 128}, L from 512
+//     to 16384, causal and not.
+// Inputs are rotated when one set is smaller than 2x L2. CPU: one small fp32 case.
 #include <cstdint>
 #include <tuple>
 #include <vector>
@@ -66,6 +72,58 @@ void Gpu_Attention(benchmark::State& state) {
   });
 }
 
+// q, k, v, out in T (fp16 / bf16), drawn in fp32 on the host and rounded; one per rotation set.
+template <class T>
+struct LowInputs {
+  std::vector<genai::Buffer<T>> q, k, v, out;
+};
+
+template <class T>
+LowInputs<T> make_low_inputs(const genai::Context& ctx, std::int64_t n, int sets) {
+  LowInputs<T> in;
+  std::vector<float> x(static_cast<std::size_t>(n));
+  std::vector<T> h(static_cast<std::size_t>(n));
+  std::uint32_t stream = 0;
+  for (int s = 0; s < sets; ++s) {
+    for (auto* b : {&in.q, &in.k, &in.v}) {
+      genai::fill_normal(genai::Context::cpu(), x.data(), n, {2001, stream++, 0});
+      for (std::size_t e = 0; e < x.size(); ++e) h[e] = T(x[e]);
+      b->emplace_back(ctx, std::span<const T>(h));
+    }
+    in.out.emplace_back(ctx, static_cast<std::size_t>(n));
+  }
+  return in;
+}
+
+// state: B, H, L, d, causal.
+template <class T>
+void gpu_low(benchmark::State& state) {
+  if (!bench::require_gpu(state)) return;
+  bench::guarded(state, [&] {
+    const genai::AttentionShape s{.batch = state.range(0), .q_heads = state.range(1),
+                                  .kv_heads = state.range(1), .q_len = state.range(2),
+                                  .k_len = state.range(2), .head_dim = state.range(3)};
+    const bool causal = state.range(4) != 0;
+    const genai::Context& ctx = bench::gpu_context();
+    const std::int64_t n = s.batch * s.q_heads * s.q_len * s.head_dim;
+    const int sets = bench::l2_rotation_sets(static_cast<std::size_t>(3 * n) * sizeof(T));
+    auto& in = bench::cached<LowInputs<T>>(std::tuple{n, sets},
+                                           [&] { return make_low_inputs<T>(ctx, n, sets); });
+    const auto one_call = [&](std::int64_t c) {
+      const std::size_t i = static_cast<std::size_t>(c % sets);
+      genai::attention(ctx, in.q[i].data(), in.k[i].data(), in.v[i].data(), s, in.out[i].data(),
+                       {.causal = causal});
+    };
+    bench::Work w = work_of(s, causal);
+    w.bytes = w.bytes / sizeof(float) * sizeof(T);
+    w.roof = bench::Work::Roof::Fp16Gemm;
+    bench::time_gpu(state, one_call, w);
+  });
+}
+
+void Gpu_AttentionFp16(benchmark::State& state) { gpu_low<genai::fp16>(state); }
+void Gpu_AttentionBf16(benchmark::State& state) { gpu_low<genai::bf16>(state); }
+
 void Cpu_Attention(benchmark::State& state) {
   bench::guarded(state, [&] {
     const genai::AttentionShape s = shape_of(state);
@@ -89,11 +147,21 @@ void gpu_shapes(benchmark::internal::Benchmark* b) {
       for (int causal : {0, 1}) b->Args({8, L, d, causal});
 }
 
+// 16k tokens per batch, hidden 2048: B = 16384 / L, H = 2048 / d.
+void gpu_low_shapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"B", "H", "L", "d", "causal"});
+  for (std::int64_t d : {64, 128})
+    for (std::int64_t L : {512, 1024, 2048, 4096, 8192, 16384})
+      for (int causal : {0, 1}) b->Args({16384 / L, 2048 / d, L, d, causal});
+}
+
 BENCHMARK(Cpu_Attention)
     ->ArgNames({"H", "L", "d", "causal"})
     ->Args({4, 256, 64, 0})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(Gpu_Attention)->Apply(gpu_shapes)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(Gpu_AttentionFp16)->Apply(gpu_low_shapes)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(Gpu_AttentionBf16)->Apply(gpu_low_shapes)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace

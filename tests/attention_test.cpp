@@ -2,15 +2,22 @@
 // an independent naive implementation, bad input, and CPU-vs-GPU parity.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <limits>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "cpu_reference/attention.hpp"
 #include "genai/attention.hpp"
+#include "genai/dtype.hpp"
+#include "kernels/attention_mma_layout.hpp"
 #include "test_util.hpp"
 
 namespace genai {
@@ -403,6 +410,375 @@ TEST(Attention, BadInputNamesTheArgument) {
             "genai::softmax: argument 'n' must be >= 1 (got 0)");
 }
 
+// ---- fp16 / bf16 storage types --------------------------------------------------------------
+
+std::uint16_t bits_of(float x, fp16) { return fp16(x).bits; }
+std::uint16_t bits_of(float x, bf16) { return bf16(x).bits; }
+
+// Known encodings: IEEE binary16 has 10 mantissa bits, exponent bias 15, max 65504, smallest
+// normal 2^-14, smallest subnormal 2^-24; bfloat16 is float's upper 16 bits.
+TEST(AttentionDtype, KnownValues) {
+  const fp16 h{};
+  EXPECT_EQ(bits_of(1.0f, h), 0x3C00);
+  EXPECT_EQ(bits_of(-2.0f, h), 0xC000);
+  EXPECT_EQ(bits_of(0.1f, h), 0x2E66);  // 1.599609375 * 2^-4 = 0.0999755859375
+  EXPECT_EQ(bits_of(65504.0f, h), 0x7BFF);
+  EXPECT_EQ(bits_of(65519.0f, h), 0x7BFF);  // below 65504 + half an ulp (16)
+  EXPECT_EQ(bits_of(65520.0f, h), 0x7C00);  // the tie rounds to the even neighbour: inf
+  EXPECT_EQ(bits_of(1e6f, h), 0x7C00);
+  EXPECT_EQ(bits_of(-INFINITY, h), 0xFC00);
+  EXPECT_EQ(bits_of(-0.0f, h), 0x8000);
+  EXPECT_EQ(bits_of(0x1p-14f, h), 0x0400);
+  EXPECT_EQ(bits_of(0x1p-24f, h), 0x0001);
+  EXPECT_EQ(bits_of(0x1.8p-25f, h), 0x0001);
+  EXPECT_EQ(bits_of(1e-10f, h), 0x0000);
+  const std::uint16_t hn = bits_of(NAN, h);
+  EXPECT_EQ(hn & 0x7E00, 0x7E00);  // exponent all ones, quiet bit set
+  EXPECT_EQ(static_cast<float>(fp16::from_bits(0x3555)), 0.333251953125f);
+  EXPECT_EQ(static_cast<float>(fp16::from_bits(0x7BFF)), 65504.0f);
+  EXPECT_EQ(static_cast<float>(fp16::from_bits(0x0001)), 0x1p-24f);
+  EXPECT_EQ(static_cast<float>(fp16::from_bits(0x03FF)), 0x1.ff8p-15f);  // largest subnormal
+  EXPECT_TRUE(std::signbit(static_cast<float>(fp16::from_bits(0x8000))));
+  EXPECT_EQ(static_cast<float>(fp16::from_bits(0xFC00)), -INFINITY);
+  EXPECT_TRUE(std::isnan(static_cast<float>(fp16::from_bits(0x7C01))));
+
+  const bf16 b{};
+  EXPECT_EQ(bits_of(1.0f, b), 0x3F80);
+  EXPECT_EQ(bits_of(-2.0f, b), 0xC000);
+  EXPECT_EQ(bits_of(0.1f, b), 0x3DCD);  // 0x3DCCCCCD rounded up
+  EXPECT_EQ(bits_of(0x1.fep127f, b), 0x7F7F);  // bf16's largest finite value
+  EXPECT_EQ(bits_of(0x1.fefffep127f, b), 0x7F7F);  // just below max + half an ulp
+  EXPECT_EQ(bits_of(0x1.ffp127f, b), 0x7F80);      // the tie rounds to the even neighbour: inf
+  EXPECT_EQ(bits_of(std::numeric_limits<float>::max(), b), 0x7F80);
+  EXPECT_EQ(bits_of(-INFINITY, b), 0xFF80);
+  EXPECT_EQ(bits_of(0x1p-133f, b), 0x0001);  // smallest bf16 subnormal
+  EXPECT_EQ(bits_of(0x1p-149f, b), 0x0000);
+  EXPECT_EQ(bits_of(-NAN, b) & 0x7FC0, 0x7FC0);
+  EXPECT_EQ(static_cast<float>(bf16::from_bits(0x3DCD)), 0.10009765625f);
+  EXPECT_EQ(static_cast<float>(bf16::from_bits(0xC049)), -3.140625f);
+}
+
+// Ties go to the even neighbour, anywhere in the range: 1 + 2^-11 lies halfway between 1 and
+// 1 + 2^-10 in fp16, 1 + 2^-8 halfway between 1 and 1 + 2^-7 in bf16.
+TEST(AttentionDtype, RoundsTiesToEven) {
+  const fp16 h{};
+  EXPECT_EQ(bits_of(1.0f + 0x1p-11f, h), 0x3C00);
+  EXPECT_EQ(bits_of(1.0f + 0x1p-11f + 0x1p-20f, h), 0x3C01);  // just above the tie
+  EXPECT_EQ(bits_of(1.0f + 3 * 0x1p-11f, h), 0x3C02);         // between 0x3C01 and 0x3C02
+  EXPECT_EQ(bits_of(-(1.0f + 3 * 0x1p-11f), h), 0xBC02);
+  EXPECT_EQ(bits_of(2048.0f + 1.0f, h), 0x6800);               // 2049: between 2048 and 2050
+  EXPECT_EQ(bits_of(2048.0f + 3.0f, h), 0x6802);               // 2051: between 2050 and 2052
+  EXPECT_EQ(bits_of(0x1p-25f, h), 0x0000);                     // between 0 and 2^-24
+  EXPECT_EQ(bits_of(0x1.8p-24f, h), 0x0002);                   // subnormals 1 and 2
+  EXPECT_EQ(bits_of(0x1.4p-23f, h), 0x0002);                   // subnormals 2 and 3
+  EXPECT_EQ(bits_of(0x1.ffcp-15f, h), 0x0400);                 // 1023.5 * 2^-24: to 2^-14
+  const bf16 b{};
+  EXPECT_EQ(bits_of(1.0f + 0x1p-8f, b), 0x3F80);
+  EXPECT_EQ(bits_of(1.0f + 0x1p-8f + 0x1p-20f, b), 0x3F81);
+  EXPECT_EQ(bits_of(1.0f + 3 * 0x1p-8f, b), 0x3F82);
+  EXPECT_EQ(bits_of(-(1.0f + 3 * 0x1p-8f), b), 0xBF82);
+}
+
+// Every one of the 65536 encodings survives to-float-and-back (NaNs come back quiet), and
+// 10^6 spread floats round to the nearer neighbour (the even one on a tie), checked in double.
+template <class T>
+void check_round_trip_and_nearest(std::uint16_t quiet_bit, float overflow) {
+  for (std::uint32_t u = 0; u < 65536; ++u) {
+    const float f = static_cast<float>(T::from_bits(static_cast<std::uint16_t>(u)));
+    const std::uint16_t back = T(f).bits;
+    if (std::isnan(f))
+      ASSERT_EQ(back, u | quiet_bit) << std::hex << u;
+    else
+      ASSERT_EQ(back, u) << std::hex << u;
+  }
+  std::uint32_t x = 12345;
+  for (int n = 0; n < 1000000; ++n) {
+    x = x * 1664525u + 1013904223u;  // a full-period LCG over the float bit patterns
+    const float f = std::bit_cast<float>(x);
+    if (!std::isfinite(f) || std::abs(f) >= overflow) continue;
+    const T h(f);
+    const double err = std::abs(double(static_cast<float>(h)) - f);
+    for (int step : {-1, 1}) {
+      const int mag = (h.bits & 0x7FFF) + step;
+      if (mag < 0) continue;
+      const float other = static_cast<float>(T::from_bits(
+          static_cast<std::uint16_t>((h.bits & 0x8000) | mag)));
+      if (!std::isfinite(other)) continue;
+      const double other_err = std::abs(double(other) - f);
+      ASSERT_TRUE(err < other_err || (err == other_err && (h.bits & 1) == 0))
+          << f << " -> " << std::hex << h.bits;
+    }
+  }
+}
+
+TEST(AttentionDtype, RoundTripAndNearestEven) {
+  check_round_trip_and_nearest<fp16>(0x0200, 65520.0f);
+  check_round_trip_and_nearest<bf16>(0x0040, 0x1.ffp127f);  // bf16 max + half an ulp
+}
+
+template <class T>
+std::vector<T> to_dtype(const std::vector<float>& x) {
+  std::vector<T> r;
+  r.reserve(x.size());
+  for (float f : x) r.push_back(T(f));
+  return r;
+}
+template <class T>
+std::vector<float> widen(const std::vector<T>& x) {
+  std::vector<float> r;
+  r.reserve(x.size());
+  for (T h : x) r.push_back(static_cast<float>(h));
+  return r;
+}
+// The inputs rounded to T (and back to float: the exact values the T overloads see).
+template <class T>
+Inputs rounded(const Inputs& in) {
+  return {widen(to_dtype<T>(in.q)), widen(to_dtype<T>(in.k)), widen(to_dtype<T>(in.v))};
+}
+
+// Half a unit in the last place of T at r (10 / 7 mantissa bits; subnormals below 2^-14 /
+// 2^-126): the most that rounding the exact r to T may move it.
+template <class T>
+double half_ulp(double r) {
+  constexpr bool half = std::is_same_v<T, fp16>;
+  constexpr int mant = half ? 10 : 7, emin = half ? -14 : -126;
+  const int e = r == 0 ? emin : std::max(emin, std::ilogb(r));
+  return std::ldexp(0.5, e - mant);
+}
+
+// kept(b, h, i, j) and bias(b, h, i, j) of a set of options (causal, key lengths, mask, bias).
+Pred kept_of(const AttentionShape& s, const AttentionOptions& o) {
+  const ref::BroadcastStrides ms = ref::broadcast_strides(o.mask_shape);
+  return [=](std::int64_t b, std::int64_t h, std::int64_t i, std::int64_t j) {
+    if (o.key_lengths && j >= o.key_lengths[b]) return false;
+    if (o.causal && j > i + s.k_len - s.q_len) return false;
+    return !o.mask || o.mask[b * ms.b + h * ms.h + i * ms.i + j * ms.j];
+  };
+}
+Bias bias_of(const AttentionOptions& o) {
+  if (!o.bias) return nullptr;
+  const ref::BroadcastStrides bs = ref::broadcast_strides(o.bias_shape);
+  return [=](std::int64_t b, std::int64_t h, std::int64_t i, std::int64_t j) {
+    return double(o.bias[b * bs.b + h * bs.h + i * bs.i + j * bs.j]);
+  };
+}
+
+template <class T>
+struct LowResult {
+  std::vector<T> out;
+  std::vector<float> lse, weights;
+};
+
+// genai::attention in T on the CPU, every output requested and poisoned first.
+template <class T>
+LowResult<T> run_low(const AttentionShape& s, const Inputs& in, const AttentionOptions& opts) {
+  LowResult<T> r{std::vector<T>(q_size(s), T::from_bits(0x7FFF)),
+                 std::vector<float>(rows_of(s)), std::vector<float>(rows_of(s) * s.k_len)};
+  test::poison(r.lse);
+  test::poison(r.weights);
+  const std::vector<T> q = to_dtype<T>(in.q), k = to_dtype<T>(in.k), v = to_dtype<T>(in.v);
+  attention(kCpu, q.data(), k.data(), v.data(), s, r.out.data(), opts,
+            {.lse = r.lse.data(), .weights = r.weights.data()});
+  return r;
+}
+
+// The CPU fp16 / bf16 path is the fp64 attention of the rounded inputs, rounded once: every
+// output element within half an ulp of T of the naive fp64 result (plus 1e-12 relative for the
+// two fp64 computations' different rounding), lse and weights as in fp32. With causality, key
+// lengths, a mask, a bias and GQA.
+template <class T>
+void check_low_cpu_equals_fp64() {
+  const AttentionShape s{.batch = 2, .q_heads = 4, .kv_heads = 2, .q_len = 9, .k_len = 13,
+                         .head_dim = 24};
+  const Inputs in = rounded<T>(random_inputs(s, 500));
+  const std::vector<float> bias = test::normals(4 * 9 * 13, 501);
+  const std::vector<float> u = test::uniforms(2 * 13, 502);
+  std::unique_ptr<bool[]> mask(new bool[2 * 13]);
+  for (int e = 0; e < 26; ++e) mask[e] = u[e] < 0.8f;
+  const std::int32_t lengths[2] = {13, 6};
+  const AttentionOptions o{.scale = 0.3f, .causal = true, .key_lengths = lengths,
+                           .mask = mask.get(), .mask_shape = {.batch = 2, .k_len = 13},
+                           .bias = bias.data(), .bias_shape = {.heads = 4, .q_len = 9, .k_len = 13}};
+  const LowResult<T> r = run_low<T>(s, in, o);
+  const Naive want = naive(s, in, double(0.3f), kept_of(s, o), bias_of(o));
+  for (std::size_t e = 0; e < want.out.size(); ++e) {
+    const double got = static_cast<float>(r.out[e]);
+    ASSERT_LE(std::abs(got - want.out[e]), half_ulp<T>(want.out[e]) + 1e-12 * std::abs(want.out[e]))
+        << "element " << e << ": " << got << " vs " << want.out[e];
+  }
+  EXPECT_TRUE(test::close(r.lse, want.lse, {1e-6, 1e-6})) << "lse";
+  EXPECT_TRUE(test::close(r.weights, want.weights, {1e-6, 1e-6})) << "weights";
+}
+
+TEST(AttentionLowPrecision, CpuIsTheRoundedFp64Attention) {
+  check_low_cpu_equals_fp64<fp16>();
+  check_low_cpu_equals_fp64<bf16>();
+}
+
+// The fp16 / bf16 overloads check their arguments exactly as fp32 does, and write nothing.
+template <class T>
+void check_low_bad_input() {
+  const AttentionShape s{.batch = 2, .q_heads = 4, .kv_heads = 2, .q_len = 3, .k_len = 5,
+                         .head_dim = 8};
+  const std::vector<T> q(q_size(s), T(1.0f)), kv(kv_size(s), T(1.0f));
+  std::vector<T> out(q_size(s), T::from_bits(0x7FFF));
+  auto call = [&](AttentionShape sh, AttentionOptions o = {}) {
+    return test::error_of([&] { attention(kCpu, q.data(), kv.data(), kv.data(), sh, out.data(), o); });
+  };
+  AttentionShape bad = s;
+  bad.head_dim = 257;
+  EXPECT_EQ(call(bad), "genai::attention: argument 'shape.head_dim' must be <= 256 (the supported maximum; got 257)");
+  bad = s;
+  bad.kv_heads = 3;
+  EXPECT_EQ(call(bad), "genai::attention: argument 'shape.kv_heads' must divide shape.q_heads = 4 (got 3)");
+  bad = s;
+  bad.q_len = 0;
+  EXPECT_EQ(call(bad), "genai::attention: argument 'shape.q_len' must be >= 1 (got 0)");
+  EXPECT_EQ(test::error_of([&] { attention(kCpu, q.data(), kv.data(), nullptr, s, out.data()); }),
+            "genai::attention: argument 'v' must not be null");
+  EXPECT_EQ(test::error_of([&] {
+              attention(kCpu, q.data(), kv.data(), kv.data(), s, static_cast<T*>(nullptr));
+            }),
+            "genai::attention: argument 'out' must not be null");
+  std::unique_ptr<bool[]> mask(new bool[5]());
+  EXPECT_EQ(call(s, {.mask = mask.get(), .mask_shape = {.batch = 3, .k_len = 5}}),
+            "genai::attention: argument 'opts.mask_shape' dim batch must be 1 or 2 to broadcast "
+            "over [B, Hq, Lq, Lk] = [2, 4, 3, 5] (got 3)");
+  const std::int32_t lengths[2] = {5, -1};
+  EXPECT_EQ(call(s, {.key_lengths = lengths}),
+            "genai::attention: argument 'opts.key_lengths' entry 1 must be in [0, 5] (got -1)");
+  EXPECT_EQ(call(s, {.scale = INFINITY}),
+            "genai::attention: argument 'opts.scale' must be finite (got inf)");
+  for (T o : out) ASSERT_EQ(o.bits, 0x7FFF);  // nothing written
+}
+
+TEST(AttentionLowPrecision, BadInputNamesTheArgument) {
+  check_low_bad_input<fp16>();
+  check_low_bad_input<bf16>();
+}
+
+// Fully masked rows and huge logits on the CPU path in fp16 / bf16: out 0 and lse -inf; the
+// logits 1e4, 9900, 5000 (q = 100, k = 100, 99, 50 are exact in both) keep one-hot weights,
+// lse = 1e4 and out = v_0 = 1.
+template <class T>
+void check_low_edges() {
+  const AttentionShape s{.batch = 2, .q_heads = 1, .kv_heads = 1, .q_len = 2, .k_len = 3,
+                         .head_dim = 4};
+  const std::int32_t lengths[2] = {3, 0};
+  const LowResult<T> r = run_low<T>(s, random_inputs(s, 510), {.key_lengths = lengths});
+  for (std::int64_t row : {2, 3}) {
+    EXPECT_EQ(r.lse[row], kNegInf);
+    for (int c = 0; c < 4; ++c) EXPECT_EQ(r.out[row * 4 + c].bits, 0);
+  }
+  const AttentionShape one{.q_len = 1, .k_len = 3, .head_dim = 1};
+  const LowResult<T> h = run_low<T>(one, {{100}, {100, 99, 50}, {1, 2, 3}}, {.scale = 1.0f});
+  EXPECT_EQ(h.lse[0], 1e4f);
+  EXPECT_EQ(h.weights[0], 1.0f);
+  EXPECT_EQ(h.weights[2], 0.0f);
+  EXPECT_EQ(static_cast<float>(h.out[0]), 1.0f);
+}
+
+TEST(AttentionLowPrecision, FullyMaskedRowsAndHugeLogits) {
+  check_low_edges<fp16>();
+  check_low_edges<bf16>();
+}
+
+// ---- the tensor-core kernel's index maps (kernels/attention_mma_layout.hpp) ----------------
+
+namespace ml = cuda::mma_layout;
+
+// The swizzle is a bijection of each [rows][D] tile that keeps 16-byte chunks whole, and the
+// accesses the kernel makes never hit one 16-byte bank group twice in a phase: ldmatrix (8 row
+// addresses of one matrix) for Q, K and V, and cp.async (8 consecutive chunks, 128 bytes).
+TEST(AttentionMmaLayout, SwizzleIsABijectionWithoutBankConflicts) {
+  auto group = [](int offset) { return (offset * 2 / 16) % 8; };  // 16-bit elements
+  for (int D : {64, 128, 256}) {
+    const int rows = 64;
+    std::vector<int> seen(rows * D, 0);
+    for (int r = 0; r < rows; ++r)
+      for (int c = 0; c < D; ++c) {
+        const int o = ml::swizzle(r, c, D);
+        ASSERT_TRUE(o >= 0 && o < rows * D);
+        ++seen[o];
+        if (c % 8 == 0) {
+          ASSERT_EQ(o % 8, 0);
+        } else {
+          ASSERT_EQ(o, ml::swizzle(r, c - 1, D) + 1);
+        }
+      }
+    for (int n : seen) ASSERT_EQ(n, 1);
+    for (int e = 0; e < rows * D / 8; e += 8) {  // cp.async: thread e writes chunk e
+      int used = 0;
+      for (int t = e; t < e + 8; ++t) used |= 1 << group(ml::swizzle(t / (D / 8), (t % (D / 8)) * 8, D));
+      ASSERT_EQ(used, 0xFF) << "D " << D << " chunk " << e;
+    }
+    using Map = ml::RowCol (*)(int, int, int);
+    for (Map map : {Map{ml::ldsm_a}, Map{ml::ldsm_b}, Map{ml::ldsm_bt}})
+      for (int x = 0; x < 64; x += 16)
+        for (int y = 0; y < D; y += 16)
+          for (int j = 0; j < 4; ++j) {  // matrix j: lanes 8 j .. 8 j + 7
+            int used = 0;
+            for (int lane = 8 * j; lane < 8 * j + 8; ++lane) {
+              const ml::RowCol rc = map(lane, x, y);
+              used |= 1 << group(ml::swizzle(rc.row, rc.col, D));
+            }
+            ASSERT_EQ(used, 0xFF) << "D " << D << " matrix " << j;
+          }
+  }
+}
+
+// ldmatrix.x4 emulated from the PTX ISA's rule: matrix j's rows come from lanes 8 j .. 8 j + 7;
+// register j of a lane holds row lane / 4, cols 2 (lane % 4) + e (.trans: row 2 (lane % 4) + e,
+// col lane / 4). Returns [lane][register][half].
+using Frags = std::vector<std::array<std::array<int, 2>, 4>>;
+Frags ldmatrix_x4(const std::vector<int>& tile, int D, ml::RowCol (*map)(int, int, int), int x,
+                  int y, bool trans) {
+  Frags f(32);
+  for (int lane = 0; lane < 32; ++lane)
+    for (int j = 0; j < 4; ++j)
+      for (int e = 0; e < 2; ++e) {
+        const int row = trans ? 2 * (lane % 4) + e : lane / 4;
+        const int col = trans ? lane / 4 : 2 * (lane % 4) + e;
+        const ml::RowCol start = map(8 * j + row, x, y);
+        f[lane][j][e] = tile[ml::swizzle(start.row, start.col + col, D)];
+      }
+  return f;
+}
+
+// Through these row addresses, ldmatrix delivers exactly the mma.m16n8k16 fragments of the PTX
+// tables: A = Q (16 x 16 at rows m0, depth k0), B = K^T for key blocks n0 and n0 + 8, and B = V
+// (.trans) for column blocks c0 and c0 + 8; and the S accumulators of key blocks 2 kk, 2 kk + 1
+// are, element for element, the A operand of the P V mma.
+TEST(AttentionMmaLayout, LdmatrixDeliversTheMmaFragments) {
+  const int D = 128, rows = 64;
+  std::vector<int> tile(rows * D);
+  auto id = [&](int r, int c) { return r * 1000 + c; };
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < D; ++c) tile[ml::swizzle(r, c, D)] = id(r, c);
+  for (int x = 0; x < rows; x += 16)
+    for (int y = 0; y < D; y += 16) {
+      const Frags a = ldmatrix_x4(tile, D, ml::ldsm_a, x, y, false);
+      const Frags k = ldmatrix_x4(tile, D, ml::ldsm_b, x, y, false);
+      const Frags v = ldmatrix_x4(tile, D, ml::ldsm_bt, x, y, true);
+      for (int lane = 0; lane < 32; ++lane)
+        for (int r = 0; r < 4; ++r)
+          for (int e = 0; e < 2; ++e) {
+            const ml::RowCol ae = ml::a_elem(lane, r, e);
+            ASSERT_EQ(a[lane][r][e], id(x + ae.row, y + ae.col)) << lane << " " << r << " " << e;
+            const ml::RowCol be = ml::b_elem(lane, r % 2, e);  // (k, n) of block r / 2
+            ASSERT_EQ(k[lane][r][e], id(x + 8 * (r / 2) + be.col, y + be.row));  // K[n][k]
+            ASSERT_EQ(v[lane][r][e], id(x + be.row, y + 8 * (r / 2) + be.col));  // V[k][n]
+          }
+    }
+  for (int lane = 0; lane < 32; ++lane)
+    for (int r = 0; r < 4; ++r)
+      for (int e = 0; e < 2; ++e) {
+        const ml::RowCol ae = ml::a_elem(lane, r, e), ce = ml::acc(lane, 2 * (r % 2) + e);
+        EXPECT_EQ(ae.row, ce.row);
+        EXPECT_EQ(ae.col, ce.col + 8 * (r / 2));
+      }
+}
+
 // ---- GPU parity --------------------------------------------------------------------------
 
 class AttentionGpu : public test::GpuTest {};
@@ -536,6 +912,185 @@ TEST_F(AttentionGpu, SoftmaxMatchesReference) {
           << "n " << n << " masked " << masked;
     }
   }
+}
+
+// ---- fp16 / bf16 on the GPU --------------------------------------------------------------
+
+// Naive attention in T, as an eager fp16 / bf16 PyTorch implementation computes it: Q K^T with
+// fp32 accumulation rounded to T, scaled and rounded, bias added and rounded, softmax in fp32
+// rounded to T, P V with fp32 accumulation rounded to T. in holds values exact in T.
+template <class T>
+std::vector<double> naive_low(const AttentionShape& s, const Inputs& in, float scale,
+                              const Pred& kept, const Bias& bias) {
+  auto rnd = [](float x) { return static_cast<float>(T(x)); };
+  std::vector<double> out(q_size(s), 0.0);
+  const std::int64_t d = s.head_dim, group = s.q_heads / s.kv_heads;
+  std::vector<float> x(s.k_len), p(s.k_len);
+  for (std::int64_t b = 0; b < s.batch; ++b)
+    for (std::int64_t h = 0; h < s.q_heads; ++h)
+      for (std::int64_t i = 0; i < s.q_len; ++i) {
+        const std::int64_t row = (b * s.q_heads + h) * s.q_len + i;
+        const std::int64_t kv = b * s.kv_heads + h / group;
+        float m = -INFINITY;
+        for (std::int64_t j = 0; j < s.k_len; ++j) {
+          x[j] = -INFINITY;
+          if (!kept(b, h, i, j)) continue;
+          float dot = 0;
+          for (std::int64_t c = 0; c < d; ++c) dot += in.q[row * d + c] * in.k[(kv * s.k_len + j) * d + c];
+          x[j] = rnd(rnd(dot) * scale);
+          if (bias) x[j] = rnd(x[j] + static_cast<float>(bias(b, h, i, j)));
+          m = std::max(m, x[j]);
+        }
+        float sum = 0;
+        for (std::int64_t j = 0; j < s.k_len; ++j)
+          sum += p[j] = m == -INFINITY || x[j] == -INFINITY ? 0.0f : std::exp(x[j] - m);
+        for (std::int64_t j = 0; j < s.k_len; ++j) p[j] = sum > 0 ? rnd(p[j] / sum) : 0.0f;
+        for (std::int64_t c = 0; c < d; ++c) {
+          float acc = 0;
+          for (std::int64_t j = 0; j < s.k_len; ++j) acc += p[j] * in.v[(kv * s.k_len + j) * d + c];
+          out[row * d + c] = rnd(acc);
+        }
+      }
+  return out;
+}
+
+double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
+  double m = 0;
+  for (std::size_t e = 0; e < a.size(); ++e) m = std::max(m, std::abs(a[e] - b[e]));
+  return m;
+}
+
+// Each case on the device in T, outputs poisoned first: out against the CPU reference in T
+// (the dtype's tolerance), lse and weights (computed in fp32 from T inputs: exp2 / log in fp32
+// and another summation order, so the tf32 tolerance); and the FlashAttention rule: max |ours -
+// fp64| <= 2 max |naive T - fp64| + 2 max |round_T(fp64) - fp64| (the last term, the rounding of
+// the exact result itself, keeps cases whose naive error is ~0, e.g. Lk = 1, from flaking).
+template <class T>
+void check_low_gpu(const Context& ctx, test::DType dtype) {
+  const std::vector<GpuCase> cases = {
+      {{1, 1, 1, 1, 1, 64}},
+      {{2, 4, 2, 7, 129, 64}, true},
+      {{1, 2, 1, 129, 7, 128}, true, false, false, false, 0.3f},
+      {{2, 3, 3, 65, 200, 40}, false, true, true, true},
+      {{1, 4, 1, 1000, 1000, 128}, true, true},
+      {{2, 2, 2, 17, 40, 256}, false, false, true, true},
+      {{1, 2, 2, 33, 70, 80}, true, false, false, true},
+      {{1, 2, 1, 50, 90, 96}, false, false, false, false, 0.5f},
+      {{1, 1, 1, 20, 33, 7}, false, false, false, true},
+      {{2, 2, 1, 129, 1000, 64}, false, false, true},
+  };
+  std::uint64_t seed = 600;
+  for (const GpuCase& g : cases) {
+    const AttentionShape& s = g.s;
+    SCOPED_TRACE(::testing::Message() << "B " << s.batch << " Hq " << s.q_heads << " Hkv "
+                                      << s.kv_heads << " Lq " << s.q_len << " Lk " << s.k_len
+                                      << " d " << s.head_dim);
+    const Inputs in = rounded<T>(random_inputs(s, seed += 10));
+    std::vector<std::int32_t> lengths(s.batch);
+    for (std::int64_t b = 0; b < s.batch; ++b)
+      lengths[b] = static_cast<std::int32_t>((s.k_len * (b + 1)) / (s.batch + 1));
+    const std::int64_t nmask = s.batch * s.q_len * s.k_len;  // mask [B, 1, Lq, Lk]
+    const std::vector<float> u = test::uniforms(nmask, seed + 3);
+    std::unique_ptr<bool[]> mask(new bool[nmask]);
+    for (std::int64_t e = 0; e < nmask; ++e) mask[e] = u[e] < 0.8f;
+    const std::vector<float> bias = test::normals(s.q_heads * s.q_len * s.k_len, seed + 4);
+    AttentionOptions host{.scale = g.scale, .causal = g.causal};
+    if (g.key_lengths) host.key_lengths = lengths.data();
+    if (g.mask) {
+      host.mask = mask.get();
+      host.mask_shape = {.batch = s.batch, .q_len = s.q_len, .k_len = s.k_len};
+    }
+    if (g.bias) {
+      host.bias = bias.data();
+      host.bias_shape = {.heads = s.q_heads, .q_len = s.q_len, .k_len = s.k_len};
+    }
+    const LowResult<T> want = run_low<T>(s, in, host);
+    const float scale = g.scale != 0 ? g.scale : 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+    const std::vector<double> exact = naive(s, in, scale, kept_of(s, host), bias_of(host)).out;
+    const std::vector<double> low = naive_low<T>(s, in, scale, kept_of(s, host), bias_of(host));
+
+    auto dq = test::to_device(ctx, to_dtype<T>(in.q)), dk = test::to_device(ctx, to_dtype<T>(in.k)),
+         dv = test::to_device(ctx, to_dtype<T>(in.v));
+    auto dbias = test::to_device(ctx, bias);
+    auto dlen = test::to_device(ctx, lengths);
+    Buffer<bool> dmask(ctx, std::span<const bool>(mask.get(), nmask));
+    Buffer<T> out(ctx, q_size(s));
+    Buffer<float> lse(ctx, rows_of(s)), w(ctx, rows_of(s) * s.k_len);
+    test::poison(out);
+    test::poison(lse);
+    test::poison(w);
+    AttentionOptions dev = host;
+    if (g.key_lengths) dev.key_lengths = dlen.data();
+    if (g.mask) dev.mask = dmask.data();
+    if (g.bias) dev.bias = dbias.data();
+    attention(ctx, dq.data(), dk.data(), dv.data(), s, out.data(), dev,
+              {.lse = lse.data(), .weights = w.data()});
+    const std::vector<float> got = widen(out.to_host());
+    EXPECT_TRUE(test::close(got, widen(want.out), test::tolerance(dtype))) << "out";
+    const auto tol32 = test::tolerance(test::DType::TF32);
+    EXPECT_TRUE(test::close(lse.to_host(), want.lse, tol32)) << "lse";
+    EXPECT_TRUE(test::close(w.to_host(), want.weights, tol32)) << "weights";
+
+    std::vector<double> ours(got.begin(), got.end()), rounded_exact(exact.size());
+    for (std::size_t e = 0; e < exact.size(); ++e)
+      rounded_exact[e] = static_cast<float>(T(static_cast<float>(exact[e])));
+    const double err = max_abs_diff(ours, exact), naive_err = max_abs_diff(low, exact);
+    EXPECT_LE(err, 2 * naive_err + 2 * max_abs_diff(rounded_exact, exact))
+        << "ours " << err << ", naive " << naive_err;
+
+    // Without the optional outputs, out alone is the same.
+    test::poison(out);
+    attention(ctx, dq.data(), dk.data(), dv.data(), s, out.data(), dev);
+    EXPECT_EQ(widen(out.to_host()), got) << "out without lse / weights";
+  }
+}
+
+TEST_F(AttentionGpu, Fp16AttentionMatchesReference) { check_low_gpu<fp16>(ctx, test::DType::FP16); }
+TEST_F(AttentionGpu, Bf16AttentionMatchesReference) { check_low_gpu<bf16>(ctx, test::DType::BF16); }
+
+// A batch with key length 0 (its rows: out 0, lse -inf, weights 0) beside one with NaN in the
+// padding past its length (never read), weights without lse; and huge logits (1e4, 9900, 5000):
+// out = v_0 exactly, lse = 1e4 to fp32 rounding, weights one-hot.
+template <class T>
+void check_low_gpu_edges(const Context& ctx) {
+  const AttentionShape s{.batch = 2, .q_heads = 2, .kv_heads = 1, .q_len = 5, .k_len = 70,
+                         .head_dim = 64};
+  Inputs in = rounded<T>(random_inputs(s, 700));
+  for (std::int64_t j = 33; j < 70; ++j) in.v[(70 + j) * 64 + 5] = NAN;  // batch 1's padding
+  const std::vector<std::int32_t> lengths = {0, 33};
+  const LowResult<T> want = run_low<T>(s, in, {.key_lengths = lengths.data()});
+  auto dq = test::to_device(ctx, to_dtype<T>(in.q)), dk = test::to_device(ctx, to_dtype<T>(in.k)),
+       dv = test::to_device(ctx, to_dtype<T>(in.v));
+  auto dlen = test::to_device(ctx, lengths);
+  Buffer<T> out(ctx, q_size(s));
+  Buffer<float> w(ctx, rows_of(s) * s.k_len);
+  test::poison(out);
+  test::poison(w);
+  attention(ctx, dq.data(), dk.data(), dv.data(), s, out.data(), {.key_lengths = dlen.data()},
+            {.weights = w.data()});
+  const std::vector<float> got = widen(out.to_host());
+  for (std::int64_t e = 0; e < 2 * 5 * 64; ++e) ASSERT_EQ(got[e], 0.0f) << e;  // batch 0
+  EXPECT_TRUE(test::close(got, widen(want.out), test::tolerance(test::DType::FP16)));
+  EXPECT_TRUE(test::close(w.to_host(), want.weights, test::tolerance(test::DType::TF32)));
+
+  const AttentionShape one{.q_len = 1, .k_len = 3, .head_dim = 1};
+  auto hq = test::to_device(ctx, to_dtype<T>({100})), hk = test::to_device(ctx, to_dtype<T>({100, 99, 50})),
+       hv = test::to_device(ctx, to_dtype<T>({1, 2, 3}));
+  Buffer<T> ho(ctx, 1);
+  Buffer<float> hl(ctx, 1), hw(ctx, 3);
+  attention(ctx, hq.data(), hk.data(), hv.data(), one, ho.data(), {.scale = 1.0f},
+            {.lse = hl.data(), .weights = hw.data()});
+  EXPECT_EQ(static_cast<float>(ho.to_host()[0]), 1.0f);
+  EXPECT_EQ(hl.to_host()[0], 1e4f);
+  const std::vector<float> hwv = hw.to_host();
+  EXPECT_EQ(hwv[0], 1.0f);
+  EXPECT_LT(hwv[1], 1e-43f);
+  EXPECT_EQ(hwv[2], 0.0f);
+}
+
+TEST_F(AttentionGpu, LowPrecisionEmptyRowsAndHugeLogitsMatchReference) {
+  check_low_gpu_edges<fp16>(ctx);
+  check_low_gpu_edges<bf16>(ctx);
 }
 
 }  // namespace

@@ -37,12 +37,9 @@ void check_key_lengths(const Context& ctx, const AttentionShape& a, const std::i
                              a.k_len, "] (got ", host[b], ")");
 }
 
-}  // namespace
-
-void attention(const Context& ctx, const float* q, const float* k, const float* v,
-               const AttentionShape& shape, float* out, const AttentionOptions& opts,
-               const AttentionOutputs& outputs) {
-  GENAI_NVTX_RANGE(kAttention);
+// Every check of genai::attention, whatever the dtype; returns the resolved scale.
+float check_attention(const Context& ctx, const void* q, const void* k, const void* v,
+                      const AttentionShape& shape, const void* out, const AttentionOptions& opts) {
   detail::require_at_least(kAttention, "shape.batch", shape.batch, 1);
   detail::require_at_least(kAttention, "shape.q_heads", shape.q_heads, 1);
   detail::require_at_least(kAttention, "shape.kv_heads", shape.kv_heads, 1);
@@ -64,13 +61,41 @@ void attention(const Context& ctx, const float* q, const float* k, const float* 
   if (opts.mask) check_broadcast("opts.mask_shape", opts.mask_shape, shape);
   if (opts.bias) check_broadcast("opts.bias_shape", opts.bias_shape, shape);
   if (opts.key_lengths) check_key_lengths(ctx, shape, opts.key_lengths);
-  const float scale =
-      opts.scale != 0.0f ? opts.scale : 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
+  return opts.scale != 0.0f ? opts.scale : 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
+}
+
+// Checks, then the kernels on a CUDA context or the CPU reference; T is float, fp16 or bf16.
+template <class T>
+void attention_any(const Context& ctx, const T* q, const T* k, const T* v,
+                   const AttentionShape& shape, T* out, const AttentionOptions& opts,
+                   const AttentionOutputs& outputs) {
+  GENAI_NVTX_RANGE(kAttention);
+  const float scale = check_attention(ctx, q, k, v, shape, out, opts);
 #if GENAI_WITH_CUDA
   if (ctx.is_cuda())
     return cuda::attention(ctx, q, k, v, shape, scale, opts, out, outputs.lse, outputs.weights);
 #endif
   ref::attention(q, k, v, shape, scale, opts, out, outputs.lse, outputs.weights);
+}
+
+}  // namespace
+
+void attention(const Context& ctx, const float* q, const float* k, const float* v,
+               const AttentionShape& shape, float* out, const AttentionOptions& opts,
+               const AttentionOutputs& outputs) {
+  attention_any(ctx, q, k, v, shape, out, opts, outputs);
+}
+
+void attention(const Context& ctx, const fp16* q, const fp16* k, const fp16* v,
+               const AttentionShape& shape, fp16* out, const AttentionOptions& opts,
+               const AttentionOutputs& outputs) {
+  attention_any(ctx, q, k, v, shape, out, opts, outputs);
+}
+
+void attention(const Context& ctx, const bf16* q, const bf16* k, const bf16* v,
+               const AttentionShape& shape, bf16* out, const AttentionOptions& opts,
+               const AttentionOutputs& outputs) {
+  attention_any(ctx, q, k, v, shape, out, opts, outputs);
 }
 
 void softmax(const Context& ctx, const float* x, std::int64_t rows, std::int64_t n, float* out,

@@ -23,11 +23,20 @@
 // context, device pointers with a CUDA context. Bad input throws genai::ArgumentError naming the
 // argument and writes nothing. The GPU path never materialises Lq x Lk unless `weights` is
 // asked for; its memory is O((Lq + Lk) d).
+//
+// fp16 / bf16: q, k, v and out in the same low-precision dtype; lse, weights, bias and the scale
+// stay float. Logits, the softmax and the accumulation run in fp32 on the GPU (tensor cores) and
+// in double on the CPU; only out is rounded to the dtype (round to nearest even). On the GPU the
+// probabilities are rounded to the dtype before they multiply V (as FlashAttention), so out is
+// within a few units of the dtype's rounding of the exact result. Keys at or past
+// key_lengths[b] may hold anything (they are never read); keys removed by the mask, the bias or
+// causality still multiply V by a zero probability on the GPU, so their v must be finite.
 #pragma once
 
 #include <cstdint>
 
 #include "genai/context.hpp"
+#include "genai/dtype.hpp"
 
 namespace genai {
 
@@ -64,6 +73,13 @@ struct AttentionOutputs {
 
 void attention(const Context& ctx, const float* q, const float* k, const float* v,
                const AttentionShape& shape, float* out, const AttentionOptions& opts = {},
+               const AttentionOutputs& outputs = {});
+// The same in fp16 and bf16 (see above): same shapes, options, checks and errors.
+void attention(const Context& ctx, const fp16* q, const fp16* k, const fp16* v,
+               const AttentionShape& shape, fp16* out, const AttentionOptions& opts = {},
+               const AttentionOutputs& outputs = {});
+void attention(const Context& ctx, const bf16* q, const bf16* k, const bf16* v,
+               const AttentionShape& shape, bf16* out, const AttentionOptions& opts = {},
                const AttentionOutputs& outputs = {});
 
 // Row softmax of x [rows, n] into out [rows, n]: out_ij = exp(x_ij) / sum_j' exp(x_ij') over the

@@ -6,6 +6,7 @@
 #include "genai/config.hpp"
 #include "genai/context.hpp"
 #include "genai/diffusion.hpp"
+#include "genai/dtype.hpp"
 #include "genai/error.hpp"
 #include "genai/info.hpp"
 #include "genai/io.hpp"
