@@ -9,7 +9,8 @@
 // that is part of the cost a user pays.
 //
 // GPU shapes (issue 6): tall-skinny 100000 x 256, square 4096 x 4096, many small 10000 x 16 x 16,
-// top-k k = 32 of 50000 x 2000 (oversampling 10, 2 power iterations).
+// top-k k = 32 of 50000 x 2000 (oversampling 10, 2 power iterations); and the edges of auto's
+// rule (linalg.hpp, svd_method): 10000 x 32 x 32, one 16 x 16, randomized at k = 128 and 480.
 // CPU shapes are smaller (LAPACK in double on the machine's cores): 20000 x 256, 1024 x 1024,
 // and, also for the Gram method, 4000 x 256 and 1000 x 16 x 16.
 #include <algorithm>
@@ -91,10 +92,17 @@ void gpu_cases(benchmark::internal::Benchmark* b) {
     b->Args({1, 100000, 256, 0, as_arg(mt)});
     b->Args({1, 4096, 4096, 0, as_arg(mt)});
   }
-  for (SvdMethod mt : {SvdMethod::auto_, SvdMethod::batched_jacobi})
+  for (SvdMethod mt : {SvdMethod::auto_, SvdMethod::batched_jacobi}) {
     b->Args({10000, 16, 16, 0, as_arg(mt)});
+    b->Args({10000, 32, 32, 0, as_arg(mt)});  // gesvdjBatched's largest size
+  }
+  for (SvdMethod mt : {SvdMethod::qr, SvdMethod::batched_jacobi})  // auto: qr for one matrix
+    b->Args({1, 16, 16, 0, as_arg(mt)});
   for (SvdMethod mt : {SvdMethod::auto_, SvdMethod::randomized, SvdMethod::qr})
     b->Args({1, 50000, 2000, 32, as_arg(mt)});
+  // The randomized threshold of auto ((k + oversampling) * 4 <= min(m, n)): qr's cost does not
+  // depend on k, so these rows against the qr row above place it; 480 is at the limit.
+  for (std::int64_t k : {128, 480}) b->Args({1, 50000, 2000, k, as_arg(SvdMethod::randomized)});
 }
 
 void cpu_cases(benchmark::internal::Benchmark* b) {

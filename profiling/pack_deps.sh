@@ -11,6 +11,7 @@
 #   .carry/prefix/share/cmake/CLI11/           its CMake config
 #   .carry/prefix/include/benchmark/           libbenchmark-dev headers
 #   .carry/prefix/lib/<multiarch>/libbenchmark.so*, cmake/benchmark/   the library + config
+#   .carry/prefix/include/zlib.h, lib/<multiarch>/libz.a   zlib1g-dev (static: gzip IDX files)
 #   .carry/googletest/                         GoogleTest sources (/usr/src/googletest), built
 #                                              there through -DGENAI_GTEST_SOURCE_DIR
 #   .carry/SOURCE_STATE                        commit and diffstat of this tree when packed, for
@@ -77,6 +78,11 @@ done
 ln -sfn liblapacke.so.3 "$lapack_dir/liblapacke.so"
 echo "pack_deps: LAPACKE runtime         $(du -sh "$lapack_dir" | cut -f1) (with the other carried libraries)"
 
+# zlib (gzip IDX files): zlib.h, zconf.h and the static libz.a (built position-independent), so
+# nothing shadows the machine's own libz.so.1 at run time; ZLIB_ROOT=$PREFIX finds them first.
+carry_package zlib1g-dev
+rm -f "$lapack_dir/libz.so"  # a link to the runtime package's file: not carried
+
 [ -f /usr/src/googletest/CMakeLists.txt ] || die "/usr/src/googletest missing (package googletest)"
 cp -a /usr/src/googletest "$CARRY/googletest"
 echo "pack_deps: googletest sources      $(du -sh "$CARRY/googletest" | cut -f1)"
@@ -88,6 +94,7 @@ done < <(find "$CARRY" -type l)
 [ -f "$PREFIX/include/Random123/philox.h" ] || die "Random123 headers not carried"
 [ -f "$PREFIX/include/CLI/CLI.hpp" ] || die "CLI11 headers not carried"
 [ -f "$PREFIX/include/lapacke.h" ] || die "LAPACKE headers not carried"
+[ -f "$PREFIX/include/zlib.h" ] && [ -f "$lapack_dir/libz.a" ] || die "zlib not carried"
 find "$PREFIX" -path '*/cmake/benchmark/benchmarkConfig.cmake' | grep -q . ||
   die "benchmarkConfig.cmake not carried"
 

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build, tests and plots need. Idempotent; quiet when all is there.
+#   scripts/setup.sh            the build, tests, demo
+#   scripts/setup.sh --peers    also NumPy, SciPy and PyTorch (CPU) for the CPU peers of
+#                               profiling/peers/ and profiling/cpu_compare.sh (a few hundred MB)
 set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config
       libgtest-dev libgmock-dev googletest libbenchmark-dev
       librandom123-dev libcli11-dev liblapacke-dev liblapack-dev libopenblas-dev zlib1g-dev
-      gnuplot-nox)
+      gnuplot-nox
+      dataset-fashion-mnist)  # 31 MB: the demo's PCA of real images (else built-in ones)
+if [ "${1:-}" = "--peers" ]; then pkgs+=(python3-numpy python3-scipy python3-torch); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

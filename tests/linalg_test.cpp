@@ -1,6 +1,7 @@
 // SVD, spectra, PCA and whitening: seed answers (problem set 1.1, 1.2, 1.3, 1.5 and errata
 // 1.3, 1.5), properties (orthogonality, Eckart-Young, subspaces, the sign rule), bad input, and
-// CPU-vs-GPU parity of every cuSOLVER method; the IDX reader on files the tests write.
+// CPU-vs-GPU parity of every cuSOLVER method; auto's choice of method; the IDX reader on plain
+// and gzip files the tests write.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include <unistd.h>
+#include <zlib.h>
 
 #include "cpu_reference/linalg.hpp"
 #include "genai/linalg.hpp"
@@ -277,20 +279,31 @@ TEST(Linalg, GramMethodOfProblem1_5) {
 // smallest singular values carry relative errors ~ eps kappa^2 = 1e-4 where qr's are ~ eps kappa;
 // at kappa = 1e9, lambda_min = 1e-18 lambda_max is below the eigen-solver's resolution: the Gram
 // method sets those values to 0 and reports them dropped, qr still finds them.
+// A 100 x 50 matrix of condition kappa (singular values kappa^(-i/49)) factored by qr and by
+// gram on ctx: the worst relative errors of the 5 smallest singular values, and gram's result.
+struct SmallValueErrors {
+  double qr_worst = 0, gram_worst = 0;
+  Result<double> gram;
+};
+SmallValueErrors small_value_errors(const Context& ctx, double kappa, std::uint64_t seed) {
+  const std::int64_t m = 100, n = 50;
+  Mat s(n);
+  for (std::int64_t i = 0; i < n; ++i) s[i] = std::pow(kappa, -double(i) / (n - 1));
+  const Mat X = with_spectrum(s, m, n, seed);
+  const auto q = run_svd(ctx, X, m, n, {.method = SvdMethod::qr});
+  SmallValueErrors e{0, 0, run_svd(ctx, X, m, n, {.method = SvdMethod::gram})};
+  for (std::int64_t i = n - 5; i < n; ++i) {
+    e.qr_worst = std::max(e.qr_worst, std::abs(q.S[i] - s[i]) / s[i]);
+    e.gram_worst = std::max(e.gram_worst, std::abs(e.gram.S[i] - s[i]) / s[i]);
+  }
+  return e;
+}
+
 TEST(Linalg, GramLosesSmallSingularValuesQrKeepsThem) {
   const std::int64_t m = 100, n = 50;
   for (double kappa : {1e6, 1e9}) {
     SCOPED_TRACE(kappa);
-    Mat s(n);
-    for (std::int64_t i = 0; i < n; ++i) s[i] = std::pow(kappa, -double(i) / (n - 1));
-    const Mat X = with_spectrum(s, m, n, 11);
-    const auto q = run_svd(kCpu, X, m, n, {.method = SvdMethod::qr});
-    const auto g = run_svd(kCpu, X, m, n, {.method = SvdMethod::gram});
-    double qr_worst = 0, gram_worst = 0;
-    for (std::int64_t i = n - 5; i < n; ++i) {
-      qr_worst = std::max(qr_worst, std::abs(q.S[i] - s[i]) / s[i]);
-      gram_worst = std::max(gram_worst, std::abs(g.S[i] - s[i]) / s[i]);
-    }
+    const auto [qr_worst, gram_worst, g] = small_value_errors(kCpu, kappa, 11);
     EXPECT_LT(qr_worst, kappa == 1e6 ? 1e-9 : 1e-6);
     if (kappa == 1e6) {
       EXPECT_GT(gram_worst, 1e-7);
@@ -500,6 +513,29 @@ TEST(Linalg, BadInputIsRejectedNamingTheArgument) {
             std::string::npos);
   EXPECT_NE(error_of([&] { components_for_energy(Mat{1}, 1.5); }).find("'fraction'"),
             std::string::npos);
+  // Empty shapes and counts past min(m, n) elsewhere too.
+  EXPECT_NE(error_of([&] { svd_batched(kCpu, X.data(), 0, m, n, {}, out); })
+                .find("argument 'batch' must be >= 1 (got 0)"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { pca_fit(kCpu, Xd.data(), m, n, {.n_components = 5}); })
+                .find("an integer in [1, 4] (got 5)"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { pca_fit(kCpu, Xd.data(), m, 0); }).find("'n_features' must be >= 1"),
+            std::string::npos);
+  std::vector<double> Xnan = Xd;
+  Xnan[2 * n + 1] = -INFINITY;
+  EXPECT_NE(error_of([&] { pca_fit(kCpu, Xnan.data(), m, n); })
+                .find("argument 'X' entry 9 (row 2, column 1) is -inf"),
+            std::string::npos);
+  std::vector<double> R(m * n);
+  const std::vector<double> Ud(U.begin(), U.end()), Sd(S.begin(), S.end()),
+      Vd(Vt.begin(), Vt.end());
+  EXPECT_NE(error_of([&] { reconstruct(Ud.data(), Sd.data(), Vd.data(), m, n, n, 5, R.data()); })
+                .find("argument 'r' must be in [0, rank = 4] (got 5)"),
+            std::string::npos);
+  EXPECT_EQ(spectrum_energy(Mat{}), 0.0);
+  EXPECT_EQ(components_for_energy(Mat{}, 0.9), 0);
+  EXPECT_EQ(truncation_error(Mat{}, 0), 0.0);
   EXPECT_THROW(svd_method_from_name("lu"), ArgumentError);
   EXPECT_EQ(svd_method_from_name("batched_jacobi"), SvdMethod::batched_jacobi);
 }
@@ -535,13 +571,35 @@ std::string write_temp(const std::string& name, const std::vector<unsigned char>
   return path.string();
 }
 
-std::string idx_error(const std::vector<unsigned char>& bytes) {
+std::string idx_error(const std::vector<unsigned char>& bytes, const std::string& name = "f.idx",
+                      std::uint64_t max_bytes = io::kIdxMaxBytes) {
   try {
-    io::parse_idx(std::as_bytes(std::span<const unsigned char>(bytes)), "f.idx");
+    io::parse_idx(std::as_bytes(std::span<const unsigned char>(bytes)), name, max_bytes);
   } catch (const Error& e) {
     return e.what();
   }
   return "(no error)";
+}
+
+// `bytes` as one gzip member (zlib's deflate with the gzip wrapper).
+std::vector<unsigned char> gzip(const std::vector<unsigned char>& bytes) {
+  z_stream z{};
+  EXPECT_EQ(deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
+                         Z_DEFAULT_STRATEGY),
+            Z_OK);
+  std::vector<unsigned char> in = bytes, out(deflateBound(&z, in.size()));
+  z.next_in = in.data();
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = out.data();
+  z.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+
+io::Array parse(const std::vector<unsigned char>& bytes) {
+  return io::parse_idx(std::as_bytes(std::span<const unsigned char>(bytes)));
 }
 
 TEST(Linalg, IdxFilesOfEveryType) {
@@ -557,47 +615,166 @@ TEST(Linalg, IdxFilesOfEveryType) {
   for (int i = 0; i < 24; ++i) ASSERT_EQ(px[i], 10.0 * i);
 
   const std::vector<double> d = {1.5, -2, 3.25, 1e300};
-  const io::Array a = io::parse_idx(std::as_bytes(std::span<const unsigned char>(
-      idx_file(0x0E, {2, 2}, big_endian_bytes(d)))));
+  const io::Array a = parse(idx_file(0x0E, {2, 2}, big_endian_bytes(d)));
   EXPECT_EQ(a.dtype, io::DType::F64);
   EXPECT_EQ(a.to_double(), d);
   const std::vector<float> f = {0.25f, -7.5f, 3e38f};
-  EXPECT_EQ(io::parse_idx(std::as_bytes(std::span<const unsigned char>(
-                idx_file(0x0D, {3}, big_endian_bytes(f)))))
-                .to_float(),
-            f);
+  EXPECT_EQ(parse(idx_file(0x0D, {3}, big_endian_bytes(f))).to_float(), f);
   const std::vector<std::int16_t> s16 = {-2, 300, -32768};
-  EXPECT_EQ(io::parse_idx(std::as_bytes(std::span<const unsigned char>(
-                idx_file(0x0B, {3}, big_endian_bytes(s16)))))
-                .to_int64(),
+  EXPECT_EQ(parse(idx_file(0x0B, {3}, big_endian_bytes(s16))).to_int64(),
             (std::vector<std::int64_t>{-2, 300, -32768}));
   const std::vector<std::int32_t> s32 = {-70000, 5};
-  EXPECT_EQ(io::parse_idx(std::as_bytes(std::span<const unsigned char>(
-                idx_file(0x0C, {2}, big_endian_bytes(s32)))))
-                .to_int64(),
+  EXPECT_EQ(parse(idx_file(0x0C, {2}, big_endian_bytes(s32))).to_int64(),
             (std::vector<std::int64_t>{-70000, 5}));
-  EXPECT_EQ(io::parse_idx(std::as_bytes(std::span<const unsigned char>(
-                idx_file(0x09, {2}, {0xFF, 0x7F}))))
-                .to_int64(),
+  EXPECT_EQ(parse(idx_file(0x09, {2}, {0xFF, 0x7F})).to_int64(),
             (std::vector<std::int64_t>{-1, 127}));
 }
 
+::testing::AssertionResult has(const std::string& msg, const std::string& want) {
+  return msg.find(want) != std::string::npos ? ::testing::AssertionSuccess()
+                                             : ::testing::AssertionFailure() << msg;
+}
+
 TEST(Linalg, MalformedIdxFilesAreRejectedSayingWhy) {
-  auto has = [](const std::string& msg, const std::string& want) {
-    return msg.find(want) != std::string::npos ? ::testing::AssertionSuccess()
-                                               : ::testing::AssertionFailure() << msg;
-  };
   EXPECT_TRUE(has(idx_error({}), "f.idx: truncated header: 0 bytes"));
-  EXPECT_TRUE(has(idx_error({0x1f, 0x8b, 8, 0, 0, 0}), "gzip-compressed"));
   EXPECT_TRUE(has(idx_error({1, 0, 8, 1, 0, 0, 0, 0}), "not an IDX file"));
   EXPECT_TRUE(has(idx_error(idx_file(0x0A, {1}, {0})), "unsupported data type 0xa"));
   EXPECT_TRUE(has(idx_error({0, 0, 8, 0}), "has 0 dimensions"));
   EXPECT_TRUE(has(idx_error({0, 0, 8, 2, 0, 0, 0, 1}), "truncated header: 8 bytes for 2 dimensions"));
   EXPECT_TRUE(has(idx_error(idx_file(0x08, {2, 3}, {1, 2, 3})), "truncated data: 3 bytes"));
   EXPECT_TRUE(has(idx_error(idx_file(0x0E, {0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF}, {})),
-                  "truncated data"));
+                  "truncated data: 0 bytes after the header, the shape needs 9223372036854775808 "
+                  "or more"));
   EXPECT_TRUE(has(idx_error(idx_file(0x08, {2}, {1, 2, 3})), "1 bytes after the data"));
   EXPECT_THROW(io::read_idx("/nonexistent/genai.idx"), Error);
+}
+
+// MNIST's train-images-idx3-ubyte.gz: gzip is recognised by its magic bytes (here in a file
+// without .gz, written by zlib's gzwrite), also as concatenated members, and gives the same
+// array as the plain file.
+TEST(Linalg, GzipIdxFilesAreRead) {
+  std::vector<unsigned char> pixels(3 * 4 * 5);
+  for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<unsigned char>(7 * i + 1);
+  const auto plain = idx_file(0x08, {3, 4, 5}, pixels);
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("genai_linalg_test_" + std::to_string(::getpid()) + "_images.idx");
+  gzFile gz = gzopen(path.c_str(), "wb");
+  ASSERT_NE(gz, nullptr);
+  ASSERT_EQ(gzwrite(gz, plain.data(), static_cast<unsigned>(plain.size())), int(plain.size()));
+  ASSERT_EQ(gzclose(gz), Z_OK);
+  const io::Array img = io::read_idx(path.string());
+  EXPECT_EQ(img.dtype, io::DType::U8);
+  EXPECT_EQ(img.shape, (std::vector<std::int64_t>{3, 4, 5}));
+  EXPECT_EQ(img.bytes, parse(plain).bytes);
+  const auto px = img.to_double();
+  for (std::size_t i = 0; i < pixels.size(); ++i) ASSERT_EQ(px[i], pixels[i]);
+  // The file is small: a limit of its content's size passes, one byte less does not.
+  EXPECT_EQ(io::read_idx(path.string(), plain.size()).shape, img.shape);
+  EXPECT_THROW(io::read_idx(path.string(), plain.size() - 1), Error);
+  std::filesystem::remove(path);
+
+  const std::vector<double> d = {1.5, -2, 3.25, 1e300, -0.0, 7};
+  const auto f64 = idx_file(0x0E, {3, 2}, big_endian_bytes(d));
+  EXPECT_EQ(parse(gzip(f64)).to_double(), d);
+  // Header and data in two gzip members, as `cat a.gz b.gz` makes.
+  auto two = gzip({f64.begin(), f64.begin() + 12});
+  const auto rest = gzip({f64.begin() + 12, f64.end()});
+  two.insert(two.end(), rest.begin(), rest.end());
+  const io::Array joined = parse(two);
+  EXPECT_EQ(joined.shape, (std::vector<std::int64_t>{3, 2}));
+  EXPECT_EQ(joined.to_double(), d);
+}
+
+// Corrupt or truncated gzip data, malformed IDX content inside valid gzip, and content over the
+// size limit: each a genai::Error naming the file and the fault.
+TEST(Linalg, MalformedGzipIdxFilesAreRejectedSayingWhy) {
+  std::vector<unsigned char> pixels(2 * 8 * 8);
+  for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<unsigned char>(i * i);
+  const auto good = gzip(idx_file(0x08, {2, 8, 8}, pixels));
+  ASSERT_EQ(parse(good).size(), 128);
+
+  // Truncated: mid-stream, and with only the 8-byte trailer (CRC-32, length) missing.
+  EXPECT_TRUE(has(idx_error({good.begin(), good.begin() + good.size() / 2}, "f.gz"),
+                  "f.gz: truncated gzip data"));
+  EXPECT_TRUE(has(idx_error({good.begin(), good.end() - 8}, "f.gz"), "f.gz: truncated gzip data"));
+  EXPECT_TRUE(has(idx_error({0x1f, 0x8b}, "f.gz"), "f.gz: truncated gzip data"));
+  // Corrupt: a wrong CRC-32, an unknown compression method.
+  auto crc = good;
+  crc[crc.size() - 8] ^= 0x01;
+  EXPECT_TRUE(has(idx_error(crc, "f.gz"), "f.gz: corrupt gzip data (zlib: incorrect data check)"));
+  auto method = good;
+  method[2] = 7;
+  EXPECT_TRUE(has(idx_error(method, "f.gz"), "f.gz: corrupt gzip data (zlib: unknown compression"));
+  auto trailing = good;
+  trailing.insert(trailing.end(), {0, 0, 0});
+  EXPECT_TRUE(has(idx_error(trailing, "f.gz"), "f.gz: 3 bytes after the gzip data"));
+
+  // Valid gzip whose content is not a valid IDX file.
+  EXPECT_TRUE(has(idx_error(gzip({}), "f.gz"), "f.gz (gzip content): truncated header: 0 bytes"));
+  EXPECT_TRUE(has(idx_error(gzip({'h', 'e', 'l', 'l', 'o'}), "f.gz"),
+                  "f.gz (gzip content): not an IDX file"));
+  EXPECT_TRUE(has(idx_error(gzip(idx_file(0x08, {2, 8, 8}, {1, 2, 3})), "f.gz"),
+                  "f.gz (gzip content): truncated data: 3 bytes after the header, the shape "
+                  "needs 128"));
+  EXPECT_TRUE(has(idx_error(gzip(idx_file(0x0F, {1}, {0})), "f.gz"),
+                  "f.gz (gzip content): unsupported data type 0xf"));
+
+  // A gzip bomb: 64 MiB of zeros in ~64 KiB, refused at a 1 MiB limit after decompressing
+  // at most 1 MiB + one 64 KiB chunk, not 64 MiB.
+  const std::uint32_t side = 8192;
+  const auto bomb = gzip(idx_file(0x08, {side, side}, std::vector<unsigned char>(side * side)));
+  EXPECT_LT(bomb.size(), 100u * 1024);
+  EXPECT_TRUE(has(idx_error(bomb, "bomb.gz", 1 << 20),
+                  "bomb.gz: gzip content is larger than 1048576 bytes, the limit (max_bytes)"));
+
+  const std::string path = write_temp("cut.idx.gz", {good.begin(), good.end() - 20});
+  try {
+    io::read_idx(path);
+    ADD_FAILURE() << "a truncated gzip file was read";
+  } catch (const Error& e) {
+    EXPECT_TRUE(has(e.what(), "genai::io: " + path + ": truncated gzip data"));
+  }
+  std::filesystem::remove(path);
+}
+
+// ---- auto's choice -------------------------------------------------------------------------
+
+// linalg.hpp's rule on the shapes of issue 6 and at its edges; the CPU always runs qr (or gram).
+TEST(Linalg, AutoPicksTheMethodByShapeBatchAndRank) {
+  const SvdOptions top32{.k = 32};
+  struct Case {
+    std::int64_t batch, m, n;
+    SvdOptions o;
+    SvdMethod gpu;
+  };
+  const Case cases[] = {
+      {1, 100000, 256, {}, SvdMethod::qr},              // tall-skinny
+      {1, 4096, 4096, {}, SvdMethod::qr},               // square
+      {10000, 16, 16, {}, SvdMethod::batched_jacobi},   // many small
+      {1, 50000, 2000, top32, SvdMethod::randomized},   // top-k
+      {1, 2000, 50000, top32, SvdMethod::randomized},   // its transpose
+      {1, 16, 16, {}, SvdMethod::qr},                   // one small matrix
+      {10000, 32, 32, {}, SvdMethod::batched_jacobi},   // gesvdjBatched's largest
+      {10000, 33, 16, {}, SvdMethod::qr},               // too large for it
+      {1, 50000, 2000, {.k = 490}, SvdMethod::randomized},  // (490 + 10) * 4 = 2000
+      {1, 50000, 2000, {.k = 491}, SvdMethod::qr},
+      {1, 50000, 2000, {.k = 480, .oversampling = 30}, SvdMethod::qr},
+      {1, 50000, 2000, {.method = SvdMethod::gram}, SvdMethod::gram},
+      {1, 50000, 2000, {.method = SvdMethod::jacobi}, SvdMethod::jacobi},
+      {10000, 16, 16, {.method = SvdMethod::qr}, SvdMethod::qr},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::to_string(c.batch) + " x " + std::to_string(c.m) + " x " +
+                 std::to_string(c.n) + " k=" + std::to_string(c.o.k) + " " + to_string(c.o.method));
+    EXPECT_EQ(svd_method(Device::CUDA, c.batch, c.m, c.n, c.o), c.gpu);
+    EXPECT_EQ(svd_method(Device::CPU, c.batch, c.m, c.n, c.o),
+              c.o.method == SvdMethod::gram ? SvdMethod::gram : SvdMethod::qr);
+  }
+  // What svd reports is that choice.
+  const auto X = random_matrix<float>(40, 30, 45);
+  EXPECT_EQ(run_svd(kCpu, X, 40, 30, {.method = SvdMethod::randomized, .k = 2}).report.method,
+            SvdMethod::qr);
+  EXPECT_EQ(run_svd(kCpu, X, 40, 30, {.method = SvdMethod::gram}).report.method, SvdMethod::gram);
 }
 
 // ---- GPU parity ---------------------------------------------------------------------------
@@ -731,6 +908,30 @@ TEST_F(LinalgGpu, FullFormAndPcaMatchReference) {
   ASSERT_EQ(gpu.n_components, cpu.n_components);
   for (std::int64_t i = 0; i < cpu.n_components; ++i)
     EXPECT_NEAR(gpu.explained_variance[i], cpu.explained_variance[i], 1e-10);
+}
+
+// Rank-deficient input (rank 30 of 100 x 50, fp64): qr and jacobi find exactly 30 non-zero
+// singular values, gram sets the other 20 to 0 and reports them; all reconstruct X.
+TEST_F(LinalgGpu, RankDeficientMatchesReference) {
+  const std::int64_t m = 100, n = 50;
+  const Mat X = matmul(random_matrix<double>(m, 30, 96), random_matrix<double>(30, n, 97), m, 30, n);
+  for (SvdMethod method : {SvdMethod::qr, SvdMethod::jacobi, SvdMethod::gram}) {
+    SCOPED_TRACE(to_string(method));
+    const auto f = run_svd(ctx, X, m, n, {.method = method});
+    EXPECT_EQ(count_above(f.s(), 1e-10 * f.S[0]), 30);
+    EXPECT_EQ(f.report.dropped, method == SvdMethod::gram ? 20 : 0);
+    EXPECT_LT(reconstruction_error(f, X, m, n, n), 1e-10);
+    EXPECT_LT(orthogonality_error(f.u(), m, n), 1e-10);
+  }
+}
+
+// Errata 1.5 on the GPU (fp64, syrk + syevd): at kappa = 1e6 the Gram method's smallest
+// singular values are off by ~ eps kappa^2 = 1e-4 relative, qr's by ~ eps kappa.
+TEST_F(LinalgGpu, GramLosesSmallSingularValuesQrKeepsThem) {
+  const auto e = small_value_errors(ctx, 1e6, 98);
+  EXPECT_LT(e.qr_worst, 1e-9);
+  EXPECT_GT(e.gram_worst, 1e-7);
+  EXPECT_EQ(e.gram.report.dropped, 0);
 }
 
 TEST_F(LinalgGpu, BadInputOnTheDeviceMatchesReference) {

@@ -2,11 +2,7 @@
 #include "genai/linalg.hpp"
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
-#include <cstring>
-#include <fstream>
-#include <iterator>
 #include <limits>
 
 #include "cpu_reference/linalg.hpp"
@@ -57,16 +53,6 @@ void check_options(const char* fn, std::int64_t m, std::int64_t n, const SvdOpti
                            ")");
 }
 
-// The method that runs (linalg.hpp: "auto_").
-SvdMethod resolve(const Context& ctx, std::int64_t batch, std::int64_t m, std::int64_t n,
-                  const SvdOptions& o) {
-  if (!ctx.is_cuda()) return o.method == SvdMethod::gram ? SvdMethod::gram : SvdMethod::qr;
-  if (o.method != SvdMethod::auto_) return o.method;
-  if (batch > 1 && m <= 32 && n <= 32) return SvdMethod::batched_jacobi;
-  if (o.k > 0 && (o.k + o.oversampling) * 4 <= std::min(m, n)) return SvdMethod::randomized;
-  return SvdMethod::qr;
-}
-
 template <class T>
 SvdReport svd_impl(const char* fn, const Context& ctx, const T* X, std::int64_t batch,
                    std::int64_t m, std::int64_t n, const SvdOptions& options,
@@ -81,7 +67,7 @@ SvdReport svd_impl(const char* fn, const Context& ctx, const T* X, std::int64_t 
   detail::require_not_null(fn, "out.S", out.S);
   check_options(fn, m, n, options);
   SvdOptions o = options;
-  o.method = resolve(ctx, batch, m, n, options);
+  o.method = svd_method(ctx.device(), batch, m, n, options);
 #if GENAI_WITH_CUDA
   if (ctx.is_cuda()) {
     cuda::check_finite(ctx, fn, "X", X, batch * m * n, n);
@@ -166,6 +152,7 @@ Pca pca_fit_impl(const Context& ctx, const T* X, std::int64_t rows, std::int64_t
   p.n_components = r;
   p.components.assign(Vt.begin(), Vt.begin() + r * cols);
   p.singular_values.assign(s.begin(), s.begin() + r);
+  p.spectrum = s;
   for (std::int64_t i = 0; i < r; ++i) {
     p.explained_variance.push_back(s[i] * s[i] / dof);
     p.explained_variance_ratio.push_back(p.total_variance > 0
@@ -249,85 +236,7 @@ void check_spectrum(const char* fn, std::span<const double> S) {
       detail::throw_argument(fn, "S", "entry ", i, " is ", S[i], " (must be finite and >= 0)");
 }
 
-// The big-endian element at p as a host value of type T (through the unsigned type U).
-template <class T, class U>
-T big_endian(const std::byte* p) {
-  U u = 0;
-  for (std::size_t i = 0; i < sizeof(U); ++i) u = static_cast<U>((u << 8) | U(p[i]));
-  return std::bit_cast<T>(u);
-}
-
 }  // namespace
-
-namespace io {
-
-Array parse_idx(std::span<const std::byte> f, const std::string& name) {
-  auto bad = [&](const std::string& what) { throw Error("genai::io: " + name + ": " + what); };
-  if (f.size() >= 2 && f[0] == std::byte{0x1f} && f[1] == std::byte{0x8b})
-    bad("is gzip-compressed; this build reads uncompressed IDX only (gunzip it first)");
-  if (f.size() < 4)
-    bad(detail::concat("truncated header: ", f.size(), " bytes, an IDX file starts with 4"));
-  if (f[0] != std::byte{0} || f[1] != std::byte{0})
-    bad("not an IDX file (its first two bytes must be 0x00 0x00)");
-  const int type = static_cast<int>(f[2]), ndims = static_cast<int>(f[3]);
-  struct Kind {
-    int code;
-    std::size_t bytes;
-    DType dtype;
-  };
-  constexpr Kind kinds[] = {{0x08, 1, DType::U8},  {0x09, 1, DType::I32}, {0x0B, 2, DType::I32},
-                            {0x0C, 4, DType::I32}, {0x0D, 4, DType::F32}, {0x0E, 8, DType::F64}};
-  const Kind* kind = nullptr;
-  for (const Kind& k : kinds)
-    if (k.code == type) kind = &k;
-  if (!kind)
-    bad(detail::concat("unsupported data type 0x", std::hex, type,
-                       " (supported: 0x08, 0x09, 0x0b, 0x0c, 0x0d, 0x0e)"));
-  if (ndims == 0) bad("has 0 dimensions");
-  const std::size_t header = 4 + 4 * static_cast<std::size_t>(ndims);
-  if (f.size() < header)
-    bad(detail::concat("truncated header: ", f.size(), " bytes for ", ndims, " dimensions, which need ",
-                       header));
-  Array a;
-  a.dtype = kind->dtype;
-  std::uint64_t count = 1;
-  for (int d = 0; d < ndims; ++d) {
-    const auto dim = big_endian<std::uint32_t, std::uint32_t>(f.data() + 4 + 4 * d);
-    a.shape.push_back(dim);
-    // Past f.size() elements the file is truncated whatever follows: cap, never overflow.
-    count = dim != 0 && count > (f.size() + 1) / dim ? f.size() + 1 : count * dim;
-  }
-  const std::uint64_t need = header + count * kind->bytes;
-  if (f.size() < need)
-    bad(detail::concat("truncated data: ", f.size() - header, " bytes after the header, the shape needs ",
-                       count * kind->bytes, count > f.size() ? " or more" : ""));
-  if (f.size() > need) bad(detail::concat(f.size() - need, " bytes after the data"));
-  a.bytes.resize(count * size_of(a.dtype));
-  for (std::uint64_t i = 0; i < count; ++i) {
-    const std::byte* p = f.data() + header + i * kind->bytes;
-    std::byte* out = a.bytes.data() + i * size_of(a.dtype);
-    auto put = [&](auto v) { std::memcpy(out, &v, sizeof(v)); };
-    switch (kind->code) {
-      case 0x08: put(static_cast<std::uint8_t>(p[0])); break;
-      case 0x09: put(static_cast<std::int32_t>(static_cast<std::int8_t>(p[0]))); break;
-      case 0x0B: put(static_cast<std::int32_t>(big_endian<std::int16_t, std::uint16_t>(p))); break;
-      case 0x0C: put(big_endian<std::int32_t, std::uint32_t>(p)); break;
-      case 0x0D: put(big_endian<float, std::uint32_t>(p)); break;
-      default: put(big_endian<double, std::uint64_t>(p)); break;
-    }
-  }
-  return a;
-}
-
-Array read_idx(const std::string& path) {
-  GENAI_NVTX_RANGE("genai::io::read_idx");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("genai::io: " + path + ": cannot open for reading");
-  const std::vector<char> raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return parse_idx(std::as_bytes(std::span<const char>(raw)), path);
-}
-
-}  // namespace io
 
 std::string to_string(SvdMethod m) {
   for (const Name& n : kNames)
@@ -341,6 +250,16 @@ SvdMethod svd_method_from_name(const std::string& name) {
   detail::throw_argument("genai::svd_method_from_name", "name",
                          "must be auto, qr, jacobi, batched_jacobi, randomized or gram (got '",
                          name, "')");
+}
+
+SvdMethod svd_method(Device device, std::int64_t batch, std::int64_t m, std::int64_t n,
+                     const SvdOptions& o) {
+  GENAI_NVTX_RANGE("genai::svd_method");
+  if (device == Device::CPU) return o.method == SvdMethod::gram ? SvdMethod::gram : SvdMethod::qr;
+  if (o.method != SvdMethod::auto_) return o.method;
+  if (batch > 1 && m <= 32 && n <= 32) return SvdMethod::batched_jacobi;
+  if (o.k > 0 && (o.k + o.oversampling) * 4 <= std::min(m, n)) return SvdMethod::randomized;
+  return SvdMethod::qr;
 }
 
 SvdReport svd(const Context& ctx, const float* X, std::int64_t m, std::int64_t n,

@@ -35,10 +35,8 @@
 //                  overrides the threshold). Kept values carry relative errors
 //                  ~ eps (S[0] / S[i])^2, and their U columns are orthogonal only to that
 //                  level. Use it on well-conditioned input only (DESIGN.md errata 1.5).
-//   auto_          CPU: qr. GPU: batched_jacobi for a batch of matrices up to 32 x 32, randomized
-//                  for top-k with k + oversampling <= min(m, n) / 4, qr otherwise. A first rule
-//                  from the drivers' documented strengths, not yet measured on a GPU:
-//                  profiling/bench_linalg.cpp times every method on the issue's shapes.
+//   auto_          svd_method() below: qr on the CPU; on the GPU batched_jacobi for many small
+//                  matrices, randomized for a small top-k, qr otherwise.
 // On the CPU, jacobi, batched_jacobi and randomized (GPU drivers) run qr and report it.
 // On the GPU every method factors the tall one of X and X^T (cuSOLVER is column-major: the
 // row-major X is the column-major X^T; gesvd needs rows >= cols), so m < n and the Gram matrix
@@ -91,6 +89,24 @@ struct SvdReport {
   bool fell_back = false;            // jacobi did not converge and qr produced the outputs
   std::int64_t dropped = 0;          // gram: singular values set to 0 (summed over a batch)
 };
+
+// The method svd / svd_batched run on `device` for `batch` matrices [m x n] and `options`:
+// options.method when it is not auto_ (on the CPU, qr in place of the GPU drivers jacobi,
+// batched_jacobi and randomized); for auto_:
+//   CPU                                              qr (LAPACKE gesdd)
+//   GPU, batch > 1 and m, n <= 32                    batched_jacobi (one cuSOLVER call)
+//   GPU, k > 0 and (k + oversampling) * 4 <= min(m, n)  randomized (sketch <= min(m, n) / 4)
+//   GPU, otherwise                                   qr (gesvd)
+// Issue 6's shapes: tall-skinny 100000 x 256 -> qr, square 4096 x 4096 -> qr, 10000 x 16 x 16
+// batched -> batched_jacobi, top-32 of 50000 x 2000 -> randomized. Never gram: it squares the
+// condition number. A first rule from the drivers' documented strengths, not yet measured. The
+// Gpu_Svd rows of profiling/bench_linalg.cpp (auto and the candidate methods on each shape,
+// beside torch.linalg.svd from profiling/peers) confirm or revise it: jacobi ahead of qr on the
+// tall-skinny or square row moves that shape to jacobi; randomized at k = 32, 128 and 480 (the
+// factor-4 limit) against qr's k-independent time places the randomized threshold; the batched
+// rows at 16 x 16 and 32 x 32, and one 16 x 16 matrix, place the batched_jacobi one.
+SvdMethod svd_method(Device device, std::int64_t batch, std::int64_t m, std::int64_t n,
+                     const SvdOptions& options);
 
 SvdReport svd(const Context& ctx, const float* X, std::int64_t m, std::int64_t n,
               const SvdOptions& options, const SvdOutputs<float>& out);
@@ -147,6 +163,7 @@ struct Pca {
   std::vector<double> singular_values;           // [n_components]
   std::vector<double> explained_variance;        // [n_components]
   std::vector<double> explained_variance_ratio;  // [n_components]
+  std::vector<double> spectrum;  // all min(n_samples, n_features) singular values of X - mu
   double total_variance = 0;                     // sum over all components
   std::int64_t dropped = 0;                      // components dropped by whitening
   SvdReport report;
@@ -166,13 +183,19 @@ void pca_inverse_transform(const Pca& p, const double* Z, std::int64_t rows, dou
 //
 // Magic 0x00 0x00 <type> <ndims>, ndims big-endian uint32 dimensions, then the elements in C
 // order, big-endian. Types: 0x08 uint8 -> U8; 0x09 int8, 0x0B int16, 0x0C int32 -> I32;
-// 0x0D float32 -> F32; 0x0E float64 -> F64 (host byte order in the io::Array). Malformed,
-// truncated or unsupported files throw genai::Error naming the file and the fault.
-// Gzip-compressed files (MNIST's .gz) are recognised and refused with that reason: this build
-// reads uncompressed IDX only.
+// 0x0D float32 -> F32; 0x0E float64 -> F64 (host byte order in the io::Array).
+// A gzip-compressed file (MNIST ships train-images-idx3-ubyte.gz) is recognised by its magic
+// bytes 0x1f 0x8b, whatever its name, and decompressed with zlib (concatenated members too).
+// Decompression stops with an error once the content passes max_bytes, so a gzip bomb is an
+// error rather than an exhausted memory; the default 2 GiB holds Fashion-MNIST's training
+// images (47 MB) and EMNIST's largest set (0.55 GB). Malformed, truncated or unsupported files,
+// corrupt or truncated gzip data and content over the limit throw genai::Error naming the file
+// and the fault (for the content of a gzip file: "<name> (gzip content): ...").
 namespace io {
-Array parse_idx(std::span<const std::byte> file, const std::string& name = "<memory>");
-Array read_idx(const std::string& path);
+inline constexpr std::uint64_t kIdxMaxBytes = std::uint64_t{1} << 31;
+Array parse_idx(std::span<const std::byte> file, const std::string& name = "<memory>",
+                std::uint64_t max_bytes = kIdxMaxBytes);
+Array read_idx(const std::string& path, std::uint64_t max_bytes = kIdxMaxBytes);
 }  // namespace io
 
 }  // namespace genai
