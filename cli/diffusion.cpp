@@ -1,10 +1,10 @@
 // genai noise / genai sample: the diffusion module on the command line, and its demo rows.
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <numbers>
 
 #include "cli/common.hpp"
+#include "cli/plot.hpp"
 #include "genai/buffer.hpp"
 #include "genai/diffusion.hpp"
 #include "genai/io.hpp"
@@ -12,49 +12,22 @@
 namespace genai::cli {
 namespace {
 
-// Writes the samples beside `png` (<png>.samples.dat: x y per line) and the target's density on
-// a 200 x 200 grid (<png>.density.dat), and draws them with gnuplot: the density as an image,
-// the samples as dots over it.
-void plot_samples(const std::string& png, const std::vector<float>& xy, const GaussianMixture& m,
+// The samples xy over the mixture's density (cli/plot.hpp), on the means +- 3 sd.
+void plot_mixture(const std::string& png, const std::vector<float>& xy, const GaussianMixture& m,
                   const std::string& title) {
-  if (png.find('\'') != std::string::npos)
-    throw ArgumentError("genai sample: --plot path must not contain a single quote: " + png);
   double extent = 0;
   for (std::int64_t i = 0; i < m.K * 2; ++i)
     extent = std::max(extent, std::abs(double(m.means[i])) + 3 * std::sqrt(double(m.variances[i])));
-  const std::string samples = png + ".samples.dat", density = png + ".density.dat";
-  {
-    std::ofstream f(samples);
-    for (std::size_t r = 0; r + 1 < xy.size(); r += 2) f << xy[r] << ' ' << xy[r + 1] << '\n';
-    std::ofstream g(density);
-    const int cells = 200;
-    for (int a = 0; a < cells; ++a) {
-      for (int b = 0; b < cells; ++b) {
-        const double x = -extent + 2 * extent * (a + 0.5) / cells;
-        const double y = -extent + 2 * extent * (b + 0.5) / cells;
-        double p = 0;
-        for (std::int64_t k = 0; k < m.K; ++k) {
-          const double vx = m.variances[2 * k], vy = m.variances[2 * k + 1];
-          const double dx = x - m.means[2 * k], dy = y - m.means[2 * k + 1];
-          p += m.weights[k] * std::exp(-0.5 * (dx * dx / vx + dy * dy / vy)) /
-               (2 * std::numbers::pi * std::sqrt(vx * vy));
-        }
-        g << x << ' ' << y << ' ' << p << '\n';
-      }
-      g << '\n';
+  plot_samples("genai sample", png, xy, extent, [&](double x, double y) {
+    double p = 0;
+    for (std::int64_t k = 0; k < m.K; ++k) {
+      const double vx = m.variances[2 * k], vy = m.variances[2 * k + 1];
+      const double dx = x - m.means[2 * k], dy = y - m.means[2 * k + 1];
+      p += m.weights[k] * std::exp(-0.5 * (dx * dx / vx + dy * dy / vy)) /
+           (2 * std::numbers::pi * std::sqrt(vx * vy));
     }
-    if (!f || !g) throw Error("genai sample: cannot write " + samples + " / " + density);
-  }
-  FILE* gp = popen("gnuplot", "w");
-  if (!gp) throw Error("genai sample: cannot run gnuplot");
-  std::fprintf(gp,
-               "set terminal pngcairo size 900,900\nset output '%s'\nset size square\n"
-               "set xrange [%g:%g]\nset yrange [%g:%g]\nset title '%s' noenhanced\n"
-               "set palette defined (0 'white', 1 '#9ecae1', 2 '#08306b')\n"
-               "plot '%s' with image notitle, '%s' with dots lc rgb '#d62728' notitle\n",
-               png.c_str(), -extent, extent, -extent, extent, title.c_str(), density.c_str(),
-               samples.c_str());
-  if (pclose(gp) != 0) throw Error("genai sample: gnuplot failed to draw " + png);
+    return p;
+  }, title);
 }
 
 struct NoiseArgs {
@@ -146,7 +119,7 @@ void add_diffusion_commands(CLI::App& app) {
     for (std::int64_t k = 0; k < m.K; ++k) std::printf(" %.4f (true %.4f)", w[k], m.weights[k]);
     std::printf("\n");
     if (!b->plot.empty()) {
-      plot_samples(b->plot, h, m, b->target + ", " + b->sampler + ", " + std::to_string(b->steps) +
+      plot_mixture(b->plot, h, m, b->target + ", " + b->sampler + ", " + std::to_string(b->steps) +
                                       " steps");
       std::printf("wrote %s (data beside it: .samples.dat, .density.dat)\n", b->plot.c_str());
     }
@@ -226,7 +199,7 @@ void tour_diffusion(Tour& t) {
     if (!t.out_dir.empty()) {
       const std::string png = t.out_dir + "/diffusion_two_modes.png";
       try {
-        plot_samples(png, h, m, "two_modes, DDPM 100 steps, exact score");
+        plot_mixture(png, h, m, "two_modes, DDPM 100 steps, exact score");
         t.files.insert(t.files.end(), {png, png + ".samples.dat", png + ".density.dat"});
       } catch (const Error& e) {
         std::fprintf(stderr, "diffusion: no picture: %s\n", e.what());

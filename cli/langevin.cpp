@@ -6,6 +6,8 @@
 #include <cstdio>
 
 #include "cli/common.hpp"
+#include "cli/plot.hpp"
+#include "cpu_reference/langevin.hpp"
 #include "genai/buffer.hpp"
 #include "genai/io.hpp"
 #include "genai/langevin.hpp"
@@ -15,10 +17,11 @@ namespace genai::cli {
 namespace {
 
 struct LangevinArgs {
-  std::string target = "gmm8", method = "ula", device = "auto", out, trace;
+  std::string target = "gmm8", method = "ula", device = "auto", out, trace, plot;
   std::int64_t chains = 4096, steps = 1000, dim = 2;
   float step_size = 0.01f, beta = 1.0f;
   std::uint64_t seed = 0;
+  bool quiet = false;
 };
 
 LangevinTarget make_target(const std::string& name, std::int64_t dim) {
@@ -35,11 +38,89 @@ LangevinMethod parse_method(const std::string& m) {
   return LangevinMethod::ULA;
 }
 
+// The first two coordinates of the states x [chains x d] (d >= 2) over the target's density in
+// those coordinates: every target here factorises (N(0, I), the double well) or has d = 2, so
+// that density is the 2-D target's. The window: the components' means +- 3 sd (the double
+// well: +- 3).
+void plot_langevin(const std::string& who, const std::string& png, const std::string& target_name,
+                   const std::vector<float>& x, std::int64_t chains, std::int64_t d,
+                   const std::string& title) {
+  const LangevinTarget t = make_target(target_name, 2);
+  double extent = 3;
+  for (std::size_t i = 0; i < t.means.size(); ++i)
+    extent = std::max(extent, std::abs(double(t.means[i])) + 3 * std::sqrt(double(t.vars[i])));
+  const std::vector<float> packed = ref::pack(t);
+  const ref::TargetView view = ref::view(t, packed.data());
+  std::vector<float> xy(2 * chains);
+  for (std::int64_t c = 0; c < chains; ++c) {
+    xy[2 * c] = x[c * d];
+    xy[2 * c + 1] = x[c * d + 1];
+  }
+  plot_samples(who, png, xy, extent, [&](double u, double v) {
+    const double at[2] = {u, v};
+    double g[2];
+    return std::exp(view.log_density_grad<double, 0>(0.0, at, g));
+  }, title);
+}
+
 // At most this many trajectory records are kept for the diagnostics (and --trace).
 constexpr std::int64_t kRecords = 200;
 constexpr double kTraceBytes = 256.0 * (1 << 20);
 // ESS and R-hat use the second half of the records of at most this many chains.
 constexpr std::int64_t kDiagnosticChains = 64;
+// Progress: a line at most this often (seconds), chunks sized to take about half of it.
+constexpr double kProgressSeconds = 1.0;
+
+// What a run leaves beside the states, on the host.
+struct RunOutputs {
+  std::vector<float> trajectory;
+  std::vector<std::int64_t> accepted;
+};
+
+// o's run of the chains x (on ctx's device), in chunks of whole thin periods, each continuing
+// the last with first_step = steps done: the same paths as one call (langevin.hpp). Prints
+// "langevin: step S/T (P%) E s" to stderr at most every kProgressSeconds unless quiet. Annealed
+// runs are one call: their levels are not split.
+RunOutputs run_chunked(const Context& ctx, const LangevinTarget& target, float* x,
+                       std::int64_t chains, std::int64_t d, LangevinOptions o, bool quiet) {
+  if (o.method == LangevinMethod::Annealed) {
+    const LangevinResult r = langevin(ctx, target, x, chains, d, o);
+    return {r.trajectory.to_host(), r.accepted.to_host()};
+  }
+  RunOutputs out;
+  const std::int64_t total = o.steps, period = std::max<std::int64_t>(o.thin, 1);
+  const auto start = std::chrono::steady_clock::now();
+  auto seconds = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  double last_print = 0;
+  std::int64_t done = 0, chunk = period;
+  while (done < total) {
+    o.steps = std::min(chunk, total - done);
+    o.first_step = static_cast<std::uint32_t>(done);
+    const double t0 = seconds();
+    const LangevinResult r = langevin(ctx, target, x, chains, d, o);
+    ctx.synchronize();
+    const auto traj = r.trajectory.to_host();
+    out.trajectory.insert(out.trajectory.end(), traj.begin(), traj.end());
+    const auto acc = r.accepted.to_host();
+    if (out.accepted.empty()) out.accepted.assign(acc.size(), 0);
+    for (std::size_t c = 0; c < acc.size(); ++c) out.accepted[c] += acc[c];
+    done += o.steps;
+    const double now = seconds(), took = std::max(now - t0, 1e-6);
+    // Next chunk: about half the progress interval at this chunk's rate, whole thin periods.
+    const double rate = static_cast<double>(o.steps) / took;
+    chunk = std::max<std::int64_t>(
+        period, static_cast<std::int64_t>(rate * kProgressSeconds / 2) / period * period);
+    if (!quiet && done < total && now - last_print >= kProgressSeconds) {
+      std::fprintf(stderr, "langevin: step %lld/%lld (%.0f%%) %.1f s\n",
+                   static_cast<long long>(done), static_cast<long long>(total),
+                   100.0 * static_cast<double>(done) / static_cast<double>(total), now);
+      last_print = now;
+    }
+  }
+  return out;
+}
 
 void run_langevin(const LangevinArgs& a) {
   constexpr const char* fn = "genai langevin";
@@ -49,6 +130,9 @@ void run_langevin(const LangevinArgs& a) {
   const Context ctx = Context::from_name(a.device);
   const LangevinTarget target = make_target(a.target, a.dim);
   const std::int64_t d = target.d, n = a.chains * d;
+  if (!a.plot.empty() && d < 2)
+    detail::throw_argument(fn, "--plot", "draws the first two dimensions: needs d >= 2 (got --dim ",
+                           d, ")");
   LangevinOptions o{.method = parse_method(a.method), .step_size = a.step_size, .beta = a.beta,
                     .steps = a.steps, .seed = a.seed};
   const std::int64_t total = o.method == LangevinMethod::Annealed ? a.steps * o.anneal.levels : a.steps;
@@ -62,8 +146,7 @@ void run_langevin(const LangevinArgs& a) {
   fill_uniform(Context::cpu(), x0.data(), n, {a.seed, rng::streams::user, 0}, -half, half);
   Buffer<float> x(ctx, std::span<const float>(x0));
   const auto t0 = std::chrono::steady_clock::now();
-  const LangevinResult r = langevin(ctx, target, x.data(), a.chains, d, o);
-  ctx.synchronize();
+  const RunOutputs r = run_chunked(ctx, target, x.data(), a.chains, d, o, a.quiet);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto samples = x.to_host();
   std::printf("%s on %s: %lld chains x %lld steps in d = %lld, %.3f s, %.3g chain-steps/s\n",
@@ -72,10 +155,10 @@ void run_langevin(const LangevinArgs& a) {
               static_cast<double>(a.chains) * static_cast<double>(total) / s);
   if (o.method == LangevinMethod::MALA) {
     double acc = 0;
-    for (auto v : r.accepted.to_host()) acc += static_cast<double>(v);
+    for (auto v : r.accepted) acc += static_cast<double>(v);
     std::printf("acceptance rate %.4f\n", acc / (static_cast<double>(a.chains) * static_cast<double>(total)));
   }
-  const auto traj = r.trajectory.to_host();
+  const auto& traj = r.trajectory;
   const std::int64_t m = std::min(a.chains, kDiagnosticChains), draws = records - records / 2;
   if (o.method == LangevinMethod::Annealed) {
     std::printf("ESS and R-hat: not reported for annealed runs (their law changes every level)\n");
@@ -107,6 +190,14 @@ void run_langevin(const LangevinArgs& a) {
     std::printf("wrote %s [%lld x %lld x %lld]\n", a.trace.c_str(), static_cast<long long>(records),
                 static_cast<long long>(a.chains), static_cast<long long>(d));
   }
+  if (!a.plot.empty()) {
+    char title[160];
+    std::snprintf(title, sizeof title, "%s on %s, %lld chains x %lld steps, h = %g, beta = %g",
+                  a.method.c_str(), a.target.c_str(), static_cast<long long>(a.chains),
+                  static_cast<long long>(total), a.step_size, a.beta);
+    plot_langevin(fn, a.plot, a.target, samples, a.chains, d, title);
+    std::printf("wrote %s (data beside it: .samples.dat, .density.dat)\n", a.plot.c_str());
+  }
 }
 
 void add_langevin_commands(CLI::App& app) {
@@ -128,6 +219,9 @@ void add_langevin_commands(CLI::App& app) {
   cmd->add_option("--dim", a->dim, "dimension of gaussian and double_well")->capture_default_str();
   cmd->add_option("--out", a->out, "final states, .npy [chains x d]");
   cmd->add_option("--trace", a->trace, "thinned trajectory (<= 200 records), .npy [records x chains x d]");
+  cmd->add_option("--plot", a->plot, "draw the final states (first two dimensions) over the "
+                                     "target's density, PNG by gnuplot; data beside it");
+  cmd->add_flag("--quiet", a->quiet, "no progress lines on stderr");
   add_device_option(*cmd, a->device);
   cmd->callback([a] { run_langevin(*a); });
 }
@@ -147,7 +241,8 @@ double pooled_variance(const LangevinResult& r, std::int64_t chains) {
 void tour_langevin(Tour& t) {
   const Context cpu = Context::cpu();
   // Rows: gmm8 from N(0, 4 I) starts, the tour's device against the CPU reference path by path
-  // (on the CPU, fewer chains: the row is the reference against itself).
+  // (on the CPU, fewer chains: the row is the reference against itself). With --out, a picture
+  // of the MALA chains' states over gmm8's density.
   const std::int64_t chains = t.ctx.is_cuda() ? 16384 : 2048, steps = 200;
   std::vector<float> x0(2 * chains);
   fill_normal(cpu, x0.data(), 2 * chains, {20, rng::streams::user, 0}, 0.0f, 2.0f);
@@ -174,6 +269,16 @@ void tour_langevin(Tour& t) {
                       std::string(method == LangevinMethod::ULA ? "ULA" : "MALA") + " gmm8, " +
                           std::to_string(chains) + " chains x 200 steps",
                       to_string(t.ctx.device()), err / scale, ms, tp, err / scale <= tolerance});
+    if (method == LangevinMethod::MALA && !t.out_dir.empty()) {
+      const std::string png = t.out_dir + "/langevin_gmm8.png";
+      try {
+        plot_langevin("genai demo", png, "gmm8", got, chains, 2,
+                      "MALA on gmm8, " + std::to_string(chains) + " chains x 200 steps, h = 0.02, from N(0, 4 I)");
+        t.files.insert(t.files.end(), {png, png + ".samples.dat", png + ".density.dat"});
+      } catch (const Error& e) {
+        std::fprintf(stderr, "langevin: no picture: %s\n", e.what());
+      }
+    }
   }
   // 7.4 done right: 2048 chains from x0 = 5 on N(0, 1), h = 0.1, moments over steps 201..2200.
   // SE of the pooled variance sqrt(2 tau / (N T)) = 2.3e-3 (tau = 9.5); tolerance 5 SE.

@@ -24,12 +24,24 @@ TargetView view(const LangevinTarget& t, const float* packed) {
           packed + t.K + 2 * kd, t.height,           t.tilt};
 }
 
-void langevin(const ChainSetup& setup, float* x) {
+namespace {
+template <class Target>
+void run_chains(const Target& target, const detail::ChainSetup& setup, float* x) {
   const int d = setup.d;
   std::vector<double> work(6 * static_cast<std::size_t>(d));
   double *xs = work.data(), *y = xs + d, *gx = y + d, *gy = gx + d, *mu = gy + d, *m2 = mu + d;
   for (std::int64_t c = 0; c < setup.chains; ++c)
-    run_chain<double, 0>(setup, c, x + c * d, xs, y, gx, gy, mu, m2);
+    detail::run_chain<double, 0>(target, setup, c, x + c * d, xs, y, gx, gy, mu, m2);
+}
+}  // namespace
+
+void langevin(const TargetView& target, const detail::ChainSetup& setup, float* x) {
+  run_chains(target, setup, x);
+}
+
+void langevin(const detail::PointerTarget<HostCallable>& target, const detail::ChainSetup& setup,
+              float* x) {
+  run_chains(target, setup, x);
 }
 
 void brownian_motion(float* out, std::int64_t paths, int d, std::int64_t steps, float dt,

@@ -9,8 +9,9 @@
 namespace genai::cuda {
 
 // ref::langevin on the device: x [chains x d] and the outputs in `setup` are device pointers;
-// setup.target is filled in here from `target` (its parameters copied to the device).
-void langevin(const Context& ctx, const LangevinTarget& target, ref::ChainSetup setup, float* x);
+// the target's parameters are copied to the device here.
+void langevin(const Context& ctx, const LangevinTarget& target, const detail::ChainSetup& setup,
+              float* x);
 
 void brownian_motion(const Context& ctx, float* out, std::int64_t paths, int d,
                      std::int64_t steps, float dt, std::uint64_t seed);

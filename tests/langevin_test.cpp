@@ -15,6 +15,7 @@
 
 #include "cpu_reference/langevin.hpp"
 #include "genai/langevin.hpp"
+#include "langevin_test_util.hpp"
 #include "test_util.hpp"
 
 namespace genai {
@@ -22,7 +23,10 @@ namespace {
 
 const Context kCpu = Context::cpu();
 
+using test::chains_off;
 using test::error_of;
+using test::Outputs;
+using test::outputs_of;
 
 // Pooled moments over chains and the moment window, from the per-chain Welford outputs of
 // dimension j: the mean, the variance of all samples, and the standard error of the mean
@@ -98,13 +102,13 @@ TEST(Langevin, TargetGradientsMatchFiniteDifferences) {
     const ref::TargetView v = ref::view(t, packed.data());
     for (int i = 0; i + t.d <= 30; i += static_cast<int>(t.d)) {
       std::vector<double> x(xs.begin() + i, xs.begin() + i + t.d), g(t.d), scratch(t.d);
-      ref::log_density_grad<double, 0>(v, 0.25, x.data(), g);
+      v.log_density_grad<double, 0>(0.25, x.data(), g);
       for (int j = 0; j < t.d; ++j) {
         auto xp = x, xm = x;
         xp[j] += 1e-5;
         xm[j] -= 1e-5;
-        const double fd = (ref::log_density_grad<double, 0>(v, 0.25, xp.data(), scratch) -
-                           ref::log_density_grad<double, 0>(v, 0.25, xm.data(), scratch)) / 2e-5;
+        const double fd = (v.log_density_grad<double, 0>(0.25, xp.data(), scratch) -
+                           v.log_density_grad<double, 0>(0.25, xm.data(), scratch)) / 2e-5;
         EXPECT_NEAR(g[j], fd, 1e-6 * std::max(1.0, std::abs(fd))) << "kind " << int(t.kind) << " dim " << j;
       }
     }
@@ -171,26 +175,105 @@ TEST(Langevin, MalaAcceptsWithTheDocumentedUniform) {
   EXPECT_LT(accepted, 236);
 }
 
-// A run of 10 steps equals 4 steps, then 6 more from first_step = 4 (the state passes through
-// float once in between); the trajectory holds the states after every thin-th step.
-TEST(Langevin, RunsContinueAndTrajectoryRecordsStates) {
+// A run split in pieces -- 4 steps, then 6 from first_step = 4 -- is the unsplit 10-step run
+// exactly (each proposal is rounded to the float state, so the pieces lose nothing in between):
+// the final states, the acceptance counts summed, and the trajectories concatenated (pieces of a
+// multiple of thin). The trajectory's record r is the state after step (r + 1) thin. This is
+// how `genai langevin` reports progress without changing the paths.
+TEST(Langevin, SplitRunIsTheUnsplitRunExactly) {
   const std::int64_t chains = 64, d = 3;
   const auto mix = LangevinTarget::mixture(3, {1, 2}, {1, 1, 1, -1, 0, 2}, {0.5f, 2});
   const auto x0 = test::normals(chains * d, 13);
-  auto whole = x0, split = x0;
-  LangevinOptions o{.step_size = 0.05f, .steps = 10, .seed = 3, .thin = 2};
-  const auto r = langevin(kCpu, mix, whole.data(), chains, d, o);
-  o.steps = 4;
-  o.thin = 0;
-  langevin(kCpu, mix, split.data(), chains, d, o);
-  EXPECT_EQ(r.trajectory.size(), std::size_t(5 * chains * d));
-  o.steps = 6;
-  o.first_step = 4;
-  langevin(kCpu, mix, split.data(), chains, d, o);
-  EXPECT_TRUE(test::close(split, whole, {1e-5, 1e-5}));
-  const auto traj = r.trajectory.to_host();
-  const std::vector<float> last(traj.end() - chains * d, traj.end());
-  EXPECT_EQ(last, whole);  // record 4 = after step 10
+  for (auto method : {LangevinMethod::ULA, LangevinMethod::MALA}) {
+    auto whole = x0, split = x0;
+    LangevinOptions o{.method = method, .step_size = 0.4f, .steps = 10, .seed = 3, .thin = 2};
+    const auto r = langevin(kCpu, mix, whole.data(), chains, d, o);
+    o.steps = 4;
+    const auto first = langevin(kCpu, mix, split.data(), chains, d, o);
+    o.steps = 6;
+    o.first_step = 4;
+    const auto second = langevin(kCpu, mix, split.data(), chains, d, o);
+    EXPECT_EQ(split, whole);
+    auto traj = first.trajectory.to_host();
+    const auto rest = second.trajectory.to_host();
+    traj.insert(traj.end(), rest.begin(), rest.end());
+    EXPECT_EQ(traj, r.trajectory.to_host());
+    EXPECT_EQ(traj.size(), std::size_t(5 * chains * d));
+    const std::vector<float> last(traj.end() - chains * d, traj.end());
+    EXPECT_EQ(last, whole);  // record 4 = after step 10
+    if (method == LangevinMethod::MALA) {
+      std::int64_t accepted = 0;
+      for (std::int64_t c = 0; c < chains; ++c) {
+        EXPECT_EQ(first.accepted.data()[c] + second.accepted.data()[c], r.accepted.data()[c]) << c;
+        accepted += r.accepted.data()[c];
+      }
+      EXPECT_GT(accepted, chains * 10 / 4);  // h = 0.4 rejects often: both outcomes occur
+      EXPECT_LT(accepted, chains * 10);
+    }
+  }
+}
+
+// ---- custom (user) targets -------------------------------------------------------------------
+
+// A custom target with the built-in diagonal Gaussian's formulas (TargetView::log_density_grad)
+// runs the built-in chains bit for bit: the same step code and Philox layout, d = 5 so that a
+// chain draws two Philox blocks per step.
+TEST(Langevin, CustomTargetRunsTheBuiltInPathBitForBit) {
+  const std::int64_t chains = 128, d = 5;
+  const LangevinTarget gaussian = test::parity_gaussian(d);
+  const auto custom = LangevinTarget::custom(d, [&](const double* x, double* g) {
+    double l = 0;
+    for (std::int64_t j = 0; j < d; ++j) {
+      const double v = gaussian.vars[j], r = double(gaussian.means[j]) - x[j];
+      l += r * r / v;
+      g[j] = r / v;
+    }
+    return -0.5 * l;
+  });
+  const auto x0 = test::normals(chains * d, 14, 0, 2);
+  for (auto method : {LangevinMethod::ULA, LangevinMethod::MALA}) {
+    const LangevinOptions o{.method = method, .step_size = 0.2f, .steps = 200, .seed = 9,
+                            .moments = true, .burn_in = 50, .thin = 20};
+    auto xb = x0, xc = x0;
+    const auto rb = langevin(kCpu, gaussian, xb.data(), chains, d, o);
+    const auto rc = langevin(kCpu, custom, xc.data(), chains, d, o);
+    EXPECT_TRUE(outputs_of(xc, rc) == outputs_of(xb, rb)) << "method " << int(method);
+    EXPECT_NE(xc, x0);
+  }
+}
+
+// MALA on the banana (a target no built-in covers): x0 ~ N(0, 1), x1 | x0 ~ N(x0^2 / 2, 1), so
+// E = (0, 1/2) and Var = (1, 3/2). 2048 chains from N(0, I), h = 0.1, moments over steps
+// 201..2200. The chains are independent, so the SE of a pooled moment is the spread of the
+// chains' own estimates over sqrt(chains); bounds 5 SE (about 0.01 for the means). MALA's
+// correction makes the law exact for any proposal, so this checks the custom target's log p and
+// the sampler; its gradient's use is checked bit for bit above.
+TEST(Langevin, CustomBananaHasItsKnownMoments) {
+  const std::int64_t chains = 2048, d = 2;
+  auto x = test::normals(chains * d, 15);
+  const auto r = langevin(kCpu, test::banana_target({1.0f, 0.5f}), x.data(), chains, d,
+                          {.method = LangevinMethod::MALA, .step_size = 0.1f, .steps = 2200,
+                           .seed = 16, .moments = true, .burn_in = 200});
+  const auto mean = r.mean.to_host(), var = r.var.to_host();
+  const double expect_mean[] = {0.0, 0.5}, expect_var[] = {1.0, 1.5};
+  for (std::int64_t j = 0; j < d; ++j) {
+    const Pooled p = pooled(r, chains, d, j);
+    EXPECT_NEAR(p.mean, expect_mean[j], 5 * p.se_mean) << "dim " << j;
+    EXPECT_LT(p.se_mean, 0.01) << "dim " << j;
+    // Per chain: the mean square about the true mean; pooled, and its SE over chains.
+    double s = 0, s2 = 0;
+    for (std::int64_t c = 0; c < chains; ++c) {
+      const double dm = mean[c * d + j] - expect_mean[j], m2 = var[c * d + j] + dm * dm;
+      s += m2;
+      s2 += m2 * m2;
+    }
+    const double m2 = s / chains, se = std::sqrt((s2 / chains - m2 * m2) / (chains - 1));
+    EXPECT_NEAR(m2, expect_var[j], 5 * se) << "dim " << j;
+    EXPECT_LT(se, 0.02) << "dim " << j;
+  }
+  double acc = 0;
+  for (auto a : r.accepted.to_host()) acc += double(a);
+  EXPECT_GT(acc / (chains * 2200.0), 0.9);  // h = 0.1 on unit scales: few rejections
 }
 
 // ---- 7.4 done right --------------------------------------------------------------------------
@@ -527,6 +610,24 @@ TEST(Langevin, BadInputNamesTheArgumentAndLeavesStatesUntouched) {
   EXPECT_NE(m.find("argument 'height'"), std::string::npos) << m;
   m = error_of([] { LangevinTarget::gmm8().noised(-1); });
   EXPECT_NE(m.find("argument 'sigma'"), std::string::npos) << m;
+  const auto banana = test::banana_target({1.0f, 0.5f});
+  m = error_of([&] { langevin(kCpu, banana, x.data(), 2, 2, {.method = LangevinMethod::Annealed}); });
+  EXPECT_NE(m.find("argument 'target' is a custom target: annealing needs"), std::string::npos) << m;
+  m = error_of([&] { langevin(kCpu, banana, x.data(), 1, 4, ok); });
+  EXPECT_NE(m.find("argument 'd' is 4 but the target has d = 2"), std::string::npos) << m;
+  m = error_of([&] { langevin(kCpu, banana, x.data(), 2, 2, with([](auto& o) { o.beta = 0; })); });
+  EXPECT_NE(m.find("genai::langevin: argument 'opts.beta' must be finite and > 0"), std::string::npos) << m;
+  m = error_of([&] { banana.noised(1); });
+  EXPECT_NE(m.find("argument 'this' is a custom target: noised() takes"), std::string::npos) << m;
+  m = error_of([] { LangevinTarget::custom(0, [](const double*, double*) { return 0.0; }); });
+  EXPECT_NE(m.find("genai::LangevinTarget::custom: argument 'd' must be >= 1 (got 0)"), std::string::npos) << m;
+  m = error_of([] { LangevinTarget::custom(2, nullptr); });
+  EXPECT_NE(m.find("argument 'f' is empty"), std::string::npos) << m;
+  LangevinTarget empty = banana;
+  empty.log_density_grad = nullptr;
+  m = error_of([&] { langevin(kCpu, empty, x.data(), 2, 2, ok); });
+  EXPECT_NE(m.find("argument 'target.log_density_grad' is empty"), std::string::npos) << m;
+  EXPECT_EQ(x, before);
   LangevinTarget broken = LangevinTarget::gmm8();
   broken.vars.pop_back();
   m = error_of([&] { langevin(kCpu, broken, x.data(), 2, 2, ok); });
@@ -547,43 +648,8 @@ TEST(Langevin, BadInputNamesTheArgumentAndLeavesStatesUntouched) {
 
 // ---- parity of the float chain code with the double reference -------------------------------
 
-// All outputs of one run, on the host.
-struct Outputs {
-  std::vector<float> x, trajectory, mean, var;
-  std::vector<std::int64_t> accepted;
-};
-
-Outputs outputs_of(std::vector<float> x, const LangevinResult& r) {
-  return {std::move(x), r.trajectory.to_host(), r.mean.to_host(), r.var.to_host(), r.accepted.to_host()};
-}
-
 std::int64_t total_steps(const LangevinOptions& o) {
   return o.steps * (o.method == LangevinMethod::Annealed ? o.anneal.levels : 1);
-}
-
-// Chains of `got` off `expect`: an element beyond tol * max(1, |expect|) or a different
-// acceptance count. A non-finite element of `got` (an unwritten, poisoned one) fails outright.
-std::int64_t chains_off(const Outputs& got, const Outputs& expect, std::int64_t chains,
-                        std::int64_t d, double tol) {
-  std::vector<bool> off(chains, false);
-  auto mark = [&](const std::vector<float>& g, const std::vector<float>& e) {
-    EXPECT_EQ(g.size(), e.size());
-    for (std::size_t i = 0; i < std::min(g.size(), e.size()); ++i) {
-      if (!std::isfinite(g[i])) {
-        ADD_FAILURE() << "element " << i << " not written or not finite: " << g[i];
-        return;
-      }
-      if (std::abs(g[i] - e[i]) > tol * std::max(1.0f, std::abs(e[i]))) off[(i / d) % chains] = true;
-    }
-  };
-  mark(got.x, expect.x);
-  mark(got.trajectory, expect.trajectory);
-  mark(got.mean, expect.mean);
-  mark(got.var, expect.var);
-  EXPECT_EQ(got.accepted.size(), expect.accepted.size());
-  for (std::size_t c = 0; c < std::min(got.accepted.size(), expect.accepted.size()); ++c)
-    if (got.accepted[c] != expect.accepted[c]) off[c] = true;
-  return std::count(off.begin(), off.end(), true);
 }
 
 // The kernels' code path -- ref::run_chain in float -- run on the host.
@@ -595,7 +661,8 @@ Outputs float_path(const LangevinTarget& target, std::vector<float> x, std::int6
   if (o.moments) out.mean = out.var = std::vector<float>(chains * d, NAN);
   if (o.method == LangevinMethod::MALA) out.accepted.assign(chains, -1);
   const auto packed = ref::pack(target);
-  const ref::ChainSetup s{ref::view(target, packed.data()), o.method, o.step_size, o.beta, o.steps,
+  const ref::TargetView view = ref::view(target, packed.data());
+  const detail::ChainSetup s{o.method, o.step_size, o.beta, o.steps,
                           static_cast<int>(o.method == LangevinMethod::Annealed ? o.anneal.levels : 1),
                           o.anneal.sigma_first, o.anneal.sigma_last, o.seed, o.first_step, chains, d,
                           o.burn_in, o.thin, records > 0 ? out.trajectory.data() : nullptr,
@@ -603,7 +670,8 @@ Outputs float_path(const LangevinTarget& target, std::vector<float> x, std::int6
                           o.method == LangevinMethod::MALA ? out.accepted.data() : nullptr};
   std::vector<float> work(6 * d);
   float *a = work.data(), *y = a + d, *gx = y + d, *gy = gx + d, *mu = gy + d, *m2 = mu + d;
-  for (std::int64_t c = 0; c < chains; ++c) ref::run_chain<float, 0>(s, c, out.x.data() + c * d, a, y, gx, gy, mu, m2);
+  for (std::int64_t c = 0; c < chains; ++c)
+    detail::run_chain<float, 0>(view, s, c, out.x.data() + c * d, a, y, gx, gy, mu, m2);
   return out;
 }
 
@@ -627,12 +695,7 @@ std::vector<ParityCase> parity_cases(bool small) {
   std::vector<ParityCase> cases;
   const std::int64_t n = small ? 512 : 4096;
   for (std::int64_t d : {1, 2, 3, 4, 5, 8}) {
-    std::vector<float> mean(d), var(d);
-    for (std::int64_t j = 0; j < d; ++j) {
-      mean[j] = 0.5f * j - 1;
-      var[j] = 0.5f + 0.25f * j;
-    }
-    cases.push_back({"ULA Gaussian", LangevinTarget::gaussian(mean, var), n,
+    cases.push_back({"ULA Gaussian", test::parity_gaussian(d), n,
                      {.step_size = 0.05f, .steps = 300, .seed = 1, .moments = true, .burn_in = 100, .thin = 50}, 1e-4});
   }
   cases.push_back({"MALA Cholesky Gaussian", LangevinTarget::gaussian_cholesky({1, 0, -1}, {1, 0, 0, 0.5f, 0.8f, 0, -0.3f, 0.2f, 0.6f}),

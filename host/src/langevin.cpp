@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "cpu_reference/langevin.hpp"
+#include "genai/langevin_chain.hpp"
 #include "genai/nvtx.hpp"
 #if GENAI_WITH_CUDA
 #include "kernels/langevin.cuh"
@@ -45,6 +46,10 @@ void check_cholesky(const char* fn, const char* arg, const std::vector<float>& L
 void check_target(const char* fn, const LangevinTarget& t) {
   detail::require_at_least(fn, "target.d", t.d, 1);
   if (t.d > std::numeric_limits<int>::max()) throw_argument(fn, "target.d", "is too large (", t.d, ")");
+  if (t.kind == LangevinTarget::Kind::Custom) {
+    if (!t.log_density_grad) throw_argument(fn, "target.log_density_grad", "is empty");
+    return;
+  }
   if (t.kind == LangevinTarget::Kind::DoubleWell) {
     require_positive(fn, "target.height", t.height);
     if (!std::isfinite(t.tilt)) throw_argument(fn, "target.tilt", "must be finite (got ", t.tilt, ")");
@@ -164,37 +169,50 @@ LangevinTarget LangevinTarget::two_modes() {
   return mixture(2, {0.8f, 0.2f}, {5.0f, 5.0f, -5.0f, -5.0f}, {1.0f, 1.0f});
 }
 
+LangevinTarget LangevinTarget::custom(std::int64_t d, LogDensityGrad f) {
+  constexpr const char* fn = "genai::LangevinTarget::custom";
+  detail::require_at_least(fn, "d", d, 1);
+  if (!f) throw_argument(fn, "f", "is empty");
+  LangevinTarget t;
+  t.kind = Kind::Custom;
+  t.d = d;
+  t.K = 0;
+  t.log_density_grad = std::move(f);
+  return t;
+}
+
 LangevinTarget LangevinTarget::noised(float sigma) const {
   constexpr const char* fn = "genai::LangevinTarget::noised";
   if (!(std::isfinite(sigma) && sigma >= 0.0f))
     throw_argument(fn, "sigma", "must be finite and >= 0 (got ", sigma, ")");
-  if (kind == Kind::DoubleWell || kind == Kind::GaussianCholesky)
-    throw_argument(fn, "this", kind == Kind::DoubleWell ? "is a double well" : "is a Cholesky Gaussian",
+  if (kind == Kind::DoubleWell || kind == Kind::GaussianCholesky || kind == Kind::Custom)
+    throw_argument(fn, "this", "is a ",
+                   kind == Kind::DoubleWell         ? "double well"
+                   : kind == Kind::GaussianCholesky ? "Cholesky Gaussian"
+                                                    : "custom target",
                    ": noised() takes a diagonal Gaussian or a mixture");
   LangevinTarget t = *this;
   for (float& v : t.vars) v += sigma * sigma;
   return t;
 }
 
-LangevinResult langevin(const Context& ctx, const LangevinTarget& target, float* x,
-                        std::int64_t chains, std::int64_t d, const LangevinOptions& opts) {
-  constexpr const char* fn = "genai::langevin";
-  GENAI_NVTX_RANGE(fn);
-  check_target(fn, target);
-  detail::require_at_least(fn, "chains", chains, 1);
-  if (d != target.d) throw_argument(fn, "d", "is ", d, " but the target has d = ", target.d);
-  detail::require_not_null(fn, "x", x);
+namespace detail {
+
+LangevinRun prepare_langevin(const char* fn, const Context& ctx, float* x, std::int64_t chains,
+                             std::int64_t d, const LangevinOptions& opts, const char* no_annealing) {
+  require_at_least(fn, "chains", chains, 1);
+  require_at_least(fn, "d", d, 1);
+  if (d > std::numeric_limits<int>::max()) throw_argument(fn, "d", "is too large (", d, ")");
+  require_not_null(fn, "x", x);
   require_positive(fn, "opts.step_size", opts.step_size);
   require_positive(fn, "opts.beta", opts.beta);
-  detail::require_at_least(fn, "opts.steps", opts.steps, 1);
+  require_at_least(fn, "opts.steps", opts.steps, 1);
   const bool annealed = opts.method == LangevinMethod::Annealed;
   if (annealed) {
-    if (target.kind == LangevinTarget::Kind::DoubleWell ||
-        target.kind == LangevinTarget::Kind::GaussianCholesky)
-      throw_argument(fn, "target", "is a ",
-                     target.kind == LangevinTarget::Kind::DoubleWell ? "double well" : "Cholesky Gaussian",
+    if (no_annealing)
+      throw_argument(fn, "target", "is ", no_annealing,
                      ": annealing needs a diagonal Gaussian or a mixture target");
-    detail::require_at_least(fn, "opts.anneal.levels", opts.anneal.levels, 1);
+    require_at_least(fn, "opts.anneal.levels", opts.anneal.levels, 1);
     require_positive(fn, "opts.anneal.sigma_first", opts.anneal.sigma_first);
     require_positive(fn, "opts.anneal.sigma_last", opts.anneal.sigma_last);
     if (opts.anneal.sigma_last > opts.anneal.sigma_first)
@@ -207,7 +225,7 @@ LangevinResult langevin(const Context& ctx, const LangevinTarget& target, float*
     throw_argument(fn, "opts.steps", "times levels from opts.first_step ", opts.first_step,
                    " passes 2^32 steps (got ", opts.steps, " x ", levels, ")");
   const std::int64_t total = opts.steps * levels;
-  detail::require_at_least(fn, "opts.thin", opts.thin, 0);
+  require_at_least(fn, "opts.thin", opts.thin, 0);
   if (opts.moments && (opts.burn_in < 0 || opts.burn_in >= total))
     throw_argument(fn, "opts.burn_in", "must be in [0, ", total, ") (got ", opts.burn_in, ")");
   const std::int64_t records = opts.thin > 0 ? total / opts.thin : 0;
@@ -228,7 +246,8 @@ LangevinResult langevin(const Context& ctx, const LangevinTarget& target, float*
   if (bad >= 0)
     throw_argument(fn, "x", "chain ", bad / d, " dimension ", bad % d, " is not finite");
 
-  LangevinResult r;
+  LangevinRun run;
+  LangevinResult& r = run.result;
   r.total_steps = total;
   if (records > 0) r.trajectory = Buffer<float>(ctx, static_cast<std::size_t>(records * n));
   if (opts.moments) {
@@ -237,35 +256,57 @@ LangevinResult langevin(const Context& ctx, const LangevinTarget& target, float*
   }
   if (opts.method == LangevinMethod::MALA)
     r.accepted = Buffer<std::int64_t>(ctx, static_cast<std::size_t>(chains));
-  const ref::ChainSetup setup{{},
-                              opts.method,
-                              opts.step_size,
-                              opts.beta,
-                              opts.steps,
-                              static_cast<int>(levels),
-                              opts.anneal.sigma_first,
-                              opts.anneal.sigma_last,
-                              opts.seed,
-                              opts.first_step,
-                              chains,
-                              static_cast<int>(d),
-                              opts.burn_in,
-                              opts.thin,
-                              records > 0 ? r.trajectory.data() : nullptr,
-                              opts.moments ? r.mean.data() : nullptr,
-                              opts.moments ? r.var.data() : nullptr,
-                              r.accepted.data()};
+  run.setup = {opts.method,
+               opts.step_size,
+               opts.beta,
+               opts.steps,
+               static_cast<int>(levels),
+               opts.anneal.sigma_first,
+               opts.anneal.sigma_last,
+               opts.seed,
+               opts.first_step,
+               chains,
+               static_cast<int>(d),
+               opts.burn_in,
+               opts.thin,
+               records > 0 ? r.trajectory.data() : nullptr,
+               opts.moments ? r.mean.data() : nullptr,
+               opts.moments ? r.var.data() : nullptr,
+               r.accepted.data()};
+  return run;
+}
+
+}  // namespace detail
+
+LangevinResult langevin(const Context& ctx, const LangevinTarget& target, float* x,
+                        std::int64_t chains, std::int64_t d, const LangevinOptions& opts) {
+  constexpr const char* fn = "genai::langevin";
+  GENAI_NVTX_RANGE(fn);
+  using Kind = LangevinTarget::Kind;
+  check_target(fn, target);
+  if (d != target.d) throw_argument(fn, "d", "is ", d, " but the target has d = ", target.d);
+  if (target.kind == Kind::Custom && ctx.is_cuda())
+    throw_argument(fn, "target", "is a custom (host) target: run it with a CPU context, or on the "
+                   "GPU through genai::langevin_device with a __device__ functor");
+  const char* no_annealing = target.kind == Kind::DoubleWell         ? "a double well"
+                             : target.kind == Kind::GaussianCholesky ? "a Cholesky Gaussian"
+                             : target.kind == Kind::Custom           ? "a custom target"
+                                                                     : nullptr;
+  detail::LangevinRun run = detail::prepare_langevin(fn, ctx, x, chains, d, opts, no_annealing);
+  if (target.kind == Kind::Custom) {
+    const detail::PointerTarget<ref::HostCallable> host{{&target.log_density_grad}, static_cast<int>(d)};
+    ref::langevin(host, run.setup, x);
+    return std::move(run.result);
+  }
 #if GENAI_WITH_CUDA
   if (ctx.is_cuda()) {
-    cuda::langevin(ctx, target, setup, x);
-    return r;
+    cuda::langevin(ctx, target, run.setup, x);
+    return std::move(run.result);
   }
 #endif
   const std::vector<float> packed = ref::pack(target);
-  ref::ChainSetup cpu = setup;
-  cpu.target = ref::view(target, packed.data());
-  ref::langevin(cpu, x);
-  return r;
+  ref::langevin(ref::view(target, packed.data()), run.setup, x);
+  return std::move(run.result);
 }
 
 void brownian_motion(const Context& ctx, float* out, std::int64_t paths, std::int64_t d,

@@ -20,10 +20,17 @@
 // step s, blocks c * ceil(d/4) .. c * ceil(d/4) + ceil(d/4) - 1 (dimension j: lane j % 4 of the
 // block c * ceil(d/4) + j / 4); MALA's acceptance uniform is lane 0 of block c of stream
 // rng::streams::langevin_accept, step s.
+//
+// Every proposal is rounded to float, the state's type (the reference computes it in double),
+// so a ULA or MALA run split into pieces -- each continuing from the last one's x with
+// first_step = the steps done so far -- is the unsplit run exactly (Welford moments and
+// acceptance counts are per call; trajectories concatenate when each piece is whole thin
+// periods).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "genai/buffer.hpp"
@@ -39,10 +46,16 @@ namespace genai {
 //   Mixture     sum_k w_k N(mean_k, diag(var_k))                   (weights normalised to 1)
 //   DoubleWell  E(x) = height (x_0^2 - 1)^2 + tilt x_0 + 1/2 sum_{j>=1} x_j^2,  p = exp(-E)
 //               (tilt > 0 makes x_0 = -1 the global minimum)
+//   Custom      the caller's log p and grad log p (custom()): a host callable, so CPU contexts
+//               only (on the GPU: genai/langevin_device.cuh with a __device__ functor); not
+//               annealed, since p's sigma-noised score is not known from p
 // noised(sigma) is p convolved with N(0, sigma^2 I): every variance grows by sigma^2 (the
 // diagonal Gaussian and the mixture; the annealed sampler adds its own sigma_i^2 on top).
 struct LangevinTarget {
-  enum class Kind { Gaussian, GaussianCholesky, Mixture, DoubleWell };
+  enum class Kind { Gaussian, GaussianCholesky, Mixture, DoubleWell, Custom };
+  // log p(x) up to a constant (the same for every x), with grad[d] = grad log p(x); x and grad
+  // are double because the CPU reference runs in double.
+  using LogDensityGrad = std::function<double(const double* x, double* grad)>;
   Kind kind = Kind::Gaussian;
   std::int64_t d = 1;
   std::int64_t K = 1;
@@ -51,6 +64,7 @@ struct LangevinTarget {
   std::vector<float> vars;     // [K x d], diagonal variances, noise included (Cholesky: ones)
   std::vector<float> chol;     // [d x d], row-major L (GaussianCholesky)
   float height = 1.0f, tilt = 0.0f;
+  LogDensityGrad log_density_grad;  // Custom
 
   static LangevinTarget gaussian(std::vector<float> mean, std::vector<float> var);
   static LangevinTarget gaussian_cholesky(std::vector<float> mean, std::vector<float> L);
@@ -62,6 +76,9 @@ struct LangevinTarget {
   static LangevinTarget gmm8();
   // 0.8 N((5, 5), I) + 0.2 N((-5, -5), I).
   static LangevinTarget two_modes();
+  // A target on R^d given by f (see LogDensityGrad). With the same formulas as a built-in
+  // target, it runs the built-in target's chains bit for bit.
+  static LangevinTarget custom(std::int64_t d, LogDensityGrad f);
   LangevinTarget noised(float sigma) const;
 };
 
@@ -97,8 +114,9 @@ struct LangevinResult {
 };
 
 // Runs the chains x [chains x d] in place. Throws ArgumentError, before touching x, for
-// h <= 0, beta <= 0, chains < 1, d != target.d, a non-finite initial state, or a trajectory
-// larger than opts.max_trajectory_bytes.
+// h <= 0, beta <= 0, chains < 1, d != target.d, a non-finite initial state, a trajectory
+// larger than opts.max_trajectory_bytes, or a Custom target on a CUDA context. Users' targets
+// on the GPU: genai::langevin_device (genai/langevin_device.cuh).
 LangevinResult langevin(const Context& ctx, const LangevinTarget& target, float* x,
                         std::int64_t chains, std::int64_t d, const LangevinOptions& opts = {});
 

@@ -1,0 +1,53 @@
+#include "cli/plot.hpp"
+
+#include <cstdio>
+#include <fstream>
+
+#include "genai/error.hpp"
+
+namespace genai::cli {
+
+void require_plot_path(const std::string& who, const std::string& png) {
+  if (png.find('\'') != std::string::npos)
+    throw ArgumentError(who + ": --plot path must not contain a single quote: " + png);
+}
+
+void gnuplot(const std::string& who, const std::string& png, const std::string& script) {
+  FILE* gp = popen("gnuplot", "w");
+  if (!gp) throw Error(who + ": cannot run gnuplot");
+  std::fputs(script.c_str(), gp);
+  if (pclose(gp) != 0)
+    throw Error(who + ": gnuplot failed to draw " + png + " (is gnuplot installed?)");
+}
+
+void plot_samples(const std::string& who, const std::string& png, const std::vector<float>& xy,
+                  double extent, const std::function<double(double, double)>& density,
+                  const std::string& title) {
+  require_plot_path(who, png);
+  const std::string samples = png + ".samples.dat", grid = png + ".density.dat";
+  {
+    std::ofstream f(samples);
+    for (std::size_t r = 0; r + 1 < xy.size(); r += 2) f << xy[r] << ' ' << xy[r + 1] << '\n';
+    std::ofstream g(grid);
+    const int cells = 200;
+    for (int a = 0; a < cells; ++a) {
+      for (int b = 0; b < cells; ++b) {
+        const double x = -extent + 2 * extent * (a + 0.5) / cells;
+        const double y = -extent + 2 * extent * (b + 0.5) / cells;
+        g << x << ' ' << y << ' ' << density(x, y) << '\n';
+      }
+      g << '\n';
+    }
+    if (!f || !g) throw Error(who + ": cannot write " + samples + " / " + grid);
+  }
+  gnuplot(who, png,
+          detail::concat("set terminal pngcairo size 900,900\nset output '", png,
+                         "'\nset size square\nset xrange [", -extent, ":", extent,
+                         "]\nset yrange [", -extent, ":", extent, "]\nset title '", title,
+                         "' noenhanced\nset palette defined (0 'white', 1 '#9ecae1', 2 "
+                         "'#08306b')\nplot '",
+                         grid, "' with image notitle, '", samples,
+                         "' with dots lc rgb '#d62728' notitle\n"));
+}
+
+}  // namespace genai::cli

@@ -1,0 +1,29 @@
+// Pictures drawn with gnuplot: 2-D samples over a density (`genai sample --plot`,
+// `genai langevin --plot` and their demo steps) and the runner every picture goes through
+// (also `genai pca --plot`).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace genai::cli {
+
+// Refuses (ArgumentError) a picture path gnuplot cannot take inside '...': one with a single
+// quote. Called before any file is written.
+void require_plot_path(const std::string& who, const std::string& png);
+
+// Runs gnuplot on `script`, which draws `png`; Error if gnuplot cannot run or fails. `who` (the
+// command) starts every error message.
+void gnuplot(const std::string& who, const std::string& png, const std::string& script);
+
+// Writes the samples xy (x y pairs) beside `png` (<png>.samples.dat: x y per line) and `density`
+// on a 200 x 200 grid of [-extent, extent]^2 (<png>.density.dat), then draws them with gnuplot:
+// the density as an image, the samples as dots over it. The data files are written first, so
+// they are there even when gnuplot is missing or fails (then Error). `who` (the command) starts
+// every error message; a single quote in `png` is refused (ArgumentError), before any file.
+void plot_samples(const std::string& who, const std::string& png, const std::vector<float>& xy,
+                  double extent, const std::function<double(double x, double y)>& density,
+                  const std::string& title);
+
+}  // namespace genai::cli
