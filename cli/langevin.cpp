@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <numeric>
 
 #include "cli/common.hpp"
 #include "cli/plot.hpp"
@@ -77,27 +78,33 @@ struct RunOutputs {
   std::vector<std::int64_t> accepted;
 };
 
-// o's run of the chains x (on ctx's device), in chunks of whole thin periods, each continuing
-// the last with first_step = steps done: the same paths as one call (langevin.hpp). Prints
-// "langevin: step S/T (P%) E s" to stderr at most every kProgressSeconds unless quiet. Annealed
-// runs are one call: their levels are not split.
+// o's run of the chains x (on ctx's device), in chunks -- of steps for ULA and MALA, of whole
+// levels for annealed runs -- of whole thin periods, each continuing the last (first_step, and
+// anneal.first_level): the same paths as one call (langevin.hpp). Prints
+// "langevin: step S/T (P%) E s" to stderr at most every kProgressSeconds unless quiet.
 RunOutputs run_chunked(const Context& ctx, const LangevinTarget& target, float* x,
                        std::int64_t chains, std::int64_t d, LangevinOptions o, bool quiet) {
-  if (o.method == LangevinMethod::Annealed) {
-    const LangevinResult r = langevin(ctx, target, x, chains, d, o);
-    return {r.trajectory.to_host(), r.accepted.to_host()};
-  }
+  const bool annealed = o.method == LangevinMethod::Annealed;
+  const std::int64_t unit_steps = annealed ? o.steps : 1;  // steps per unit (a step, a level)
+  const std::int64_t units = annealed ? o.anneal.levels : o.steps, total = units * unit_steps;
+  const std::int64_t period = std::max<std::int64_t>(o.thin, 1);
+  const std::int64_t grain = std::lcm(unit_steps, period) / unit_steps;  // units per period
   RunOutputs out;
-  const std::int64_t total = o.steps, period = std::max<std::int64_t>(o.thin, 1);
   const auto start = std::chrono::steady_clock::now();
   auto seconds = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
   double last_print = 0;
-  std::int64_t done = 0, chunk = period;
-  while (done < total) {
-    o.steps = std::min(chunk, total - done);
-    o.first_step = static_cast<std::uint32_t>(done);
+  std::int64_t done = 0, chunk = grain;  // in units
+  while (done < units) {
+    const std::int64_t count = std::min(chunk, units - done);
+    if (annealed) {
+      o.anneal.first_level = done;
+      o.anneal.level_count = count;
+    } else {
+      o.steps = count;
+    }
+    o.first_step = static_cast<std::uint32_t>(done * unit_steps);
     const double t0 = seconds();
     const LangevinResult r = langevin(ctx, target, x, chains, d, o);
     ctx.synchronize();
@@ -106,16 +113,16 @@ RunOutputs run_chunked(const Context& ctx, const LangevinTarget& target, float* 
     const auto acc = r.accepted.to_host();
     if (out.accepted.empty()) out.accepted.assign(acc.size(), 0);
     for (std::size_t c = 0; c < acc.size(); ++c) out.accepted[c] += acc[c];
-    done += o.steps;
+    done += count;
     const double now = seconds(), took = std::max(now - t0, 1e-6);
-    // Next chunk: about half the progress interval at this chunk's rate, whole thin periods.
-    const double rate = static_cast<double>(o.steps) / took;
+    // Next chunk: about half the progress interval at this chunk's rate, whole periods.
+    const double rate = static_cast<double>(count) / took;
     chunk = std::max<std::int64_t>(
-        period, static_cast<std::int64_t>(rate * kProgressSeconds / 2) / period * period);
-    if (!quiet && done < total && now - last_print >= kProgressSeconds) {
+        grain, static_cast<std::int64_t>(rate * kProgressSeconds / 2) / grain * grain);
+    if (!quiet && done < units && now - last_print >= kProgressSeconds) {
       std::fprintf(stderr, "langevin: step %lld/%lld (%.0f%%) %.1f s\n",
-                   static_cast<long long>(done), static_cast<long long>(total),
-                   100.0 * static_cast<double>(done) / static_cast<double>(total), now);
+                   static_cast<long long>(done * unit_steps), static_cast<long long>(total),
+                   100.0 * static_cast<double>(done) / static_cast<double>(units), now);
       last_print = now;
     }
   }

@@ -646,6 +646,43 @@ TEST(Langevin, BadInputNamesTheArgumentAndLeavesStatesUntouched) {
   EXPECT_NE(m.find("argument 'chains'"), std::string::npos) << m;
 }
 
+// Annealed runs split by levels (anneal.first_level / level_count, first_step = steps done) are
+// the whole run exactly too; a level range outside the ladder is refused, naming the argument.
+TEST(Langevin, SplitAnnealedRunIsTheUnsplitRunExactly) {
+  const std::int64_t chains = 64, d = 3;
+  const auto mix = LangevinTarget::mixture(3, {1, 2}, {1, 1, 1, -1, 0, 2}, {0.5f, 2});
+  const auto x0 = test::normals(chains * d, 14);
+  auto whole = x0, split = x0;
+  LangevinOptions o{.method = LangevinMethod::Annealed, .step_size = 0.05f, .steps = 5, .seed = 8,
+                    .anneal = {.levels = 4, .sigma_first = 5.0f, .sigma_last = 0.5f}, .thin = 5};
+  const auto r = langevin(kCpu, mix, whole.data(), chains, d, o);
+  EXPECT_EQ(r.total_steps, 20);
+  o.anneal.level_count = 1;  // level 0
+  const auto first = langevin(kCpu, mix, split.data(), chains, d, o);
+  EXPECT_EQ(first.total_steps, 5);
+  o.anneal.first_level = 1;  // levels 1..3
+  o.anneal.level_count = 0;
+  o.first_step = 5;
+  const auto second = langevin(kCpu, mix, split.data(), chains, d, o);
+  EXPECT_EQ(second.total_steps, 15);
+  EXPECT_EQ(split, whole);
+  EXPECT_NE(split, x0);
+  auto traj = first.trajectory.to_host();
+  const auto rest = second.trajectory.to_host();
+  traj.insert(traj.end(), rest.begin(), rest.end());
+  EXPECT_EQ(traj, r.trajectory.to_host());
+
+  o.anneal.first_level = 4;
+  EXPECT_EQ(error_of([&] { langevin(kCpu, mix, split.data(), chains, d, o); }),
+            "genai::langevin: argument 'opts.anneal.first_level' must be in [0, 3] (got 4)");
+  o.anneal.first_level = 2;
+  o.anneal.level_count = 3;
+  EXPECT_EQ(error_of([&] { langevin(kCpu, mix, split.data(), chains, d, o); }),
+            "genai::langevin: argument 'opts.anneal.level_count' must be in [0, 2] from "
+            "first_level 2 (got 3)");
+  EXPECT_EQ(split, whole);  // refused calls leave x alone
+}
+
 // ---- parity of the float chain code with the double reference -------------------------------
 
 std::int64_t total_steps(const LangevinOptions& o) {

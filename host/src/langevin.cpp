@@ -218,8 +218,20 @@ LangevinRun prepare_langevin(const char* fn, const Context& ctx, float* x, std::
     if (opts.anneal.sigma_last > opts.anneal.sigma_first)
       throw_argument(fn, "opts.anneal.sigma_last", "is ", opts.anneal.sigma_last,
                      ", above sigma_first ", opts.anneal.sigma_first);
+    if (opts.anneal.first_level < 0 || opts.anneal.first_level >= opts.anneal.levels)
+      throw_argument(fn, "opts.anneal.first_level", "must be in [0, ", opts.anneal.levels - 1,
+                     "] (got ", opts.anneal.first_level, ")");
+    if (opts.anneal.level_count < 0 ||
+        opts.anneal.level_count > opts.anneal.levels - opts.anneal.first_level)
+      throw_argument(fn, "opts.anneal.level_count", "must be in [0, ",
+                     opts.anneal.levels - opts.anneal.first_level, "] from first_level ",
+                     opts.anneal.first_level, " (got ", opts.anneal.level_count, ")");
   }
-  const std::int64_t levels = annealed ? opts.anneal.levels : 1;
+  // Levels this call runs (1 unless annealed).
+  const std::int64_t first_level = annealed ? opts.anneal.first_level : 0;
+  const std::int64_t levels = !annealed                    ? 1
+                              : opts.anneal.level_count > 0 ? opts.anneal.level_count
+                                                            : opts.anneal.levels - first_level;
   constexpr std::int64_t kCounters = std::int64_t{1} << 32;  // Philox step counter: 32 bits
   if (opts.steps > kCounters / levels || opts.first_step + opts.steps * levels > kCounters)
     throw_argument(fn, "opts.steps", "times levels from opts.first_step ", opts.first_step,
@@ -260,7 +272,7 @@ LangevinRun prepare_langevin(const char* fn, const Context& ctx, float* x, std::
                opts.step_size,
                opts.beta,
                opts.steps,
-               static_cast<int>(levels),
+               static_cast<int>(annealed ? opts.anneal.levels : 1),
                opts.anneal.sigma_first,
                opts.anneal.sigma_last,
                opts.seed,
@@ -272,7 +284,9 @@ LangevinRun prepare_langevin(const char* fn, const Context& ctx, float* x, std::
                records > 0 ? r.trajectory.data() : nullptr,
                opts.moments ? r.mean.data() : nullptr,
                opts.moments ? r.var.data() : nullptr,
-               r.accepted.data()};
+               r.accepted.data(),
+               static_cast<int>(first_level),
+               static_cast<int>(first_level + levels)};
   return run;
 }
 

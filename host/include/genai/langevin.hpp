@@ -89,6 +89,11 @@ struct AnnealSchedule {
   float sigma_first = 10.0f;  // sigma_1, the largest
   float sigma_last = 0.1f;    // sigma_L, the smallest
   // sigma_i = sigma_1 (sigma_L / sigma_1)^((i-1)/(L-1)), i = 1..L (L = 1: sigma_L alone)
+  // Run only levels first_level .. first_level + level_count - 1 (counted from 0; level_count 0:
+  // through the last) of the ladder, to split a run: continue with first_level += the levels
+  // done and first_step += their steps, and the pieces are the whole run exactly.
+  std::int64_t first_level = 0;
+  std::int64_t level_count = 0;
 };
 
 struct LangevinOptions {
@@ -107,7 +112,7 @@ struct LangevinOptions {
 
 // Outputs beside the final states (left in x), on ctx's device; empty when not asked for.
 struct LangevinResult {
-  std::int64_t total_steps = 0;   // steps (Annealed: levels * steps)
+  std::int64_t total_steps = 0;   // steps (Annealed: levels run * steps)
   Buffer<float> trajectory;       // [total/thin x chains x d]: record r = states after step (r+1)*thin
   Buffer<float> mean, var;        // [chains x d]: mean and (1/n) variance over the moment window
   Buffer<std::int64_t> accepted;  // [chains]: MALA acceptances

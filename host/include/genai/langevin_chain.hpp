@@ -34,6 +34,8 @@ struct ChainSetup {
   float* mean;                // nullptr: no moments
   float* var;
   std::int64_t* accepted;     // nullptr: not counted
+  int first_level = 0;        // annealed: run levels [first_level, level_end) of the ladder
+  int level_end = 0;          // (0: through the last)
 };
 
 // A target that computes log p and its gradient on plain arrays: F provides
@@ -78,7 +80,8 @@ GENAI_HD void run_chain(const Target& target, const ChainSetup& s, std::int64_t 
     if (s.mean) mu[j] = m2[j] = T(0);
   }
   std::int64_t step = 0, n = 0, acc = 0;
-  for (int level = 0; level < (annealed ? s.levels : 1); ++level) {
+  const int level_end = !annealed ? 1 : s.level_end > 0 ? s.level_end : s.levels;
+  for (int level = annealed ? s.first_level : 0; level < level_end; ++level) {
     T h = T(s.step_size), extra_var = T(0);
     if (annealed) {
       T sigma;
