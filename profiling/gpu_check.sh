@@ -5,14 +5,14 @@
 #
 # Phases: build (configure with CUDA + build everything), test (the full ctest suite),
 # sanitize (compute-sanitizer memcheck / racecheck / initcheck / synccheck over the GPU tests),
-# bench (genai_bench), report (profiling/results/<date>-<gpu>.md from whatever the other phases
-# left in the log folder). Dependencies the machine lacks (no Debian -dev packages, no network)
+# bench (genai_bench), peers (the GPU peer scripts of profiling/peers/ on the same workloads),
+# report (profiling/results/<date>-<gpu>.md from whatever the other phases left in the log folder). Dependencies the machine lacks (no Debian -dev packages, no network)
 # come from .carry/, filled on a dev machine by `bash profiling/pack_deps.sh`.
 #
 # Environment (all optional):
-#   GENAI_PHASES             phases to run, in order (default "build test sanitize bench"); the
-#                            report is always written last. E.g. split over two sessions:
-#                            GENAI_PHASES="build test", then GENAI_PHASES="sanitize bench".
+#   GENAI_PHASES             phases to run, in order (default "build test sanitize bench peers");
+#                            the report is always written last. E.g. split over calls:
+#                            GENAI_PHASES="build test", then "sanitize bench", then "peers".
 #   GENAI_CUDA_ARCHS         CMAKE_CUDA_ARCHITECTURES (default 90: H100 / H200)
 #   GENAI_BUILD_DIR          build folder (default build/gpu-check)
 #   GENAI_CARRY              carried dependencies (default .carry)
@@ -24,6 +24,8 @@
 #   GENAI_BENCH_MIN_TIME     --benchmark_min_time in seconds (default 0.2)
 #   GENAI_BENCH_REPS         --benchmark_repetitions (default 5; the table shows the median)
 #   GENAI_BENCH_FILTER       --benchmark_filter (default: all)
+#   GENAI_PEERS              peer scripts to run (default "langevin diffusion linalg attention")
+#   GENAI_PEERS_BUDGET       --budget seconds per peer case (default 20)
 #   GENAI_COMMIT             the commit to record when the tree has no usable .git
 #   OUT                      when set, the report and the logs are copied to $OUT/gpu-check/
 #
@@ -34,7 +36,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-PHASES="${GENAI_PHASES:-build test sanitize bench}"
+PHASES="${GENAI_PHASES:-build test sanitize bench peers}"
 ARCHS="${GENAI_CUDA_ARCHS:-90}"
 BUILD="${GENAI_BUILD_DIR:-build/gpu-check}"
 CARRY="${GENAI_CARRY:-.carry}"
@@ -48,6 +50,8 @@ SAN_TIMEOUT="${GENAI_SANITIZER_TIMEOUT:-180}"
 BENCH_MIN_TIME="${GENAI_BENCH_MIN_TIME:-0.2}"
 BENCH_REPS="${GENAI_BENCH_REPS:-5}"
 BENCH_FILTER="${GENAI_BENCH_FILTER:-}"
+PEERS="${GENAI_PEERS:-langevin diffusion linalg attention}"
+PEERS_BUDGET="${GENAI_PEERS_BUDGET:-20}"
 LOG="$BUILD/gpu-check-logs"
 STATUS="$LOG/status"   # one file per phase: "<ok|failed|skipped> <seconds> <detail>"
 
@@ -287,6 +291,27 @@ phase_bench() {
   return 0
 }
 
+# The peers of profiling/peers/ (PyTorch, JAX, CuPy on the GPU) on genai_bench's workloads, each
+# script under a time limit; results as JSON lines for the report's side-by-side table.
+phase_peers() {
+  local t0=$SECONDS failed=()
+  mkdir -p "$LOG" "$STATUS"
+  rm -f "$LOG"/peers.*
+  for m in $PEERS; do
+    local script="$ROOT/profiling/peers/${m}_peers.py"
+    [ -f "$script" ] || continue
+    log "peers: $m"
+    timeout --kill-after=15 540 python3 "$script" --json "$LOG/peers.jsonl" \
+      --budget "$PEERS_BUDGET" > "$LOG/peers.$m.txt" 2>&1 || failed+=("$m")
+  done
+  if [ ${#failed[@]} -eq 0 ]; then
+    set_status peers ok $((SECONDS - t0))
+  else
+    set_status peers failed $((SECONDS - t0)) "failed or timed out: ${failed[*]}"
+  fi
+  return 0
+}
+
 # ---- the report ----------------------------------------------------------------------------
 
 source_state() {  # prints "commit<TAB>state<TAB>note" and the diffstat below it
@@ -349,10 +374,10 @@ write_report() {
     printf 'bench_args\t%s repetitions of min_time %s s\n' "$BENCH_REPS" "$BENCH_MIN_TIME"
     printf 'logs\t%s\n' "${LOG#"$ROOT"/}"
   } > "$LOG/meta.tsv"
-  python3 - "$LOG" "$report" <<'PY'
+  python3 - "$LOG" "$report" "$ROOT" <<'PY'
 import json, os, re, sys, xml.etree.ElementTree as ET
 
-log, report = sys.argv[1], sys.argv[2]
+log, report, root = sys.argv[1], sys.argv[2], sys.argv[3]
 def read(name, default=""):
     p = os.path.join(log, name)
     return open(p, encoding="utf-8", errors="replace").read() if os.path.exists(p) else default
@@ -364,7 +389,7 @@ diffstat = src_lines[1:]
 
 status = {}
 sdir = os.path.join(log, "status")
-for ph in ("build", "test", "sanitize", "bench"):
+for ph in ("build", "test", "sanitize", "bench", "peers"):
     p = os.path.join(sdir, ph)
     if os.path.exists(p):
         parts = open(p).read().strip().split(" ", 2)
@@ -379,7 +404,7 @@ w(f"# GPU check {meta.get('date', '')[:10]} -- {meta.get('gpu', 'unknown GPU')}"
 w("")
 w(f"**Verdict: {'FAIL' if failed_any else 'PASS'}** "
   f"(build {status['build'][0]}, tests {status['test'][0]}, sanitizers {status['sanitize'][0]}, "
-  f"benchmarks {status['bench'][0]})")
+  f"benchmarks {status['bench'][0]}, peers {status['peers'][0]})")
 w("")
 w("| | |")
 w("|---|---|")
@@ -399,7 +424,7 @@ if bench:
     ctx = bench.get("context", {})
     w(f"| CUDA runtime (genai_bench) | {ctx.get('cuda_runtime_version', '?')}, driver API {ctx.get('cuda_driver_version', '?')} |")
 w(f"| host | {meta.get('host', '')} |")
-for ph in ("build", "test", "sanitize", "bench"):
+for ph in ("build", "test", "sanitize", "bench", "peers"):
     s = status[ph]
     w(f"| {ph} | {s[0]}" + (f", {s[1]} s" if s[1] else "") + (f" -- {s[2]}" if s[2] else "") + " |")
 if diffstat:
@@ -563,6 +588,25 @@ if bench:
 else:
     w("No benchmark results" + (f" ({status['bench'][2]})." if status["bench"][2] else "."))
 
+# ---- peers
+w("")
+w("## Peers (profiling/peers/, same workloads)")
+w("")
+peers_file = os.path.join(log, "peers.jsonl")
+if os.path.exists(peers_file):
+    import subprocess
+    args = [sys.executable, os.path.join(root, "profiling", "peers", "common.py"),
+            "compare", peers_file]
+    if os.path.exists(os.path.join(log, "bench.json")):
+        args.append(os.path.join(log, "bench.json"))
+    res = subprocess.run(args, capture_output=True, text=True)
+    w("ratio = peer seconds / our seconds (> 1: ours faster)." if res.returncode == 0 else
+      f"compare failed: {res.stderr.strip()}")
+    w("")
+    w("\n".join(res.stdout.splitlines()[2:]))
+else:
+    w("Not run" + (f" ({status['peers'][2]})." if status["peers"][2] else "."))
+
 w("")
 w(f"Logs: `{meta.get('logs', '')}/` on the GPU machine (configure, build, ctest, sanitizer and "
   "benchmark output, bench.json), copied to `$OUT/gpu-check/logs/` when OUT is set.")
@@ -581,8 +625,9 @@ for phase in $PHASES; do
     test) phase_test || overall=1 ;;
     sanitize) phase_sanitize || overall=1 ;;
     bench) phase_bench || true ;;
+    peers) phase_peers || true ;;
     report) ;;
-    *) die "unknown phase '$phase' (build test sanitize bench report)" ;;
+    *) die "unknown phase '$phase' (build test sanitize bench peers report)" ;;
   esac
 done
 # Phases from earlier runs count too (GENAI_PHASES split over several sessions).
