@@ -121,34 +121,32 @@ void add_noise(const float* sa, const float* sb, const float* x0, const std::int
 void eps_mse_loss(const float* pred, const float* target, std::int64_t n, std::int64_t d,
                   float* row_loss, float* grad) {
   const double g = 2.0 / (static_cast<double>(n) * static_cast<double>(d));
-  for (std::int64_t row = 0; row < n; ++row) {
-    double acc = 0;
+  for (std::int64_t row = 0; row < n; ++row)
+    row_loss[row] = static_cast<float>(
+        mse_row(pred + row * d, target + row * d, d, g, grad ? grad + row * d : nullptr));
+}
+
+NoisedMixture noised_mixture(const GaussianMixture& m, double alpha_bar) {
+  const std::int64_t K = m.K, d = m.d;
+  const double sa = std::sqrt(alpha_bar);
+  NoisedMixture t{std::vector<double>(K), std::vector<double>(K * d), std::vector<double>(K * d)};
+  for (std::int64_t k = 0; k < K; ++k) {
+    double lc = std::log(static_cast<double>(m.weights[k]));
     for (std::int64_t j = 0; j < d; ++j) {
-      const std::int64_t i = row * d + j;
-      const double diff = static_cast<double>(pred[i]) - target[i];
-      acc += diff * diff;
-      if (grad) grad[i] = static_cast<float>(g * diff);
+      const double v = alpha_bar * m.variances[k * d + j] + (1 - alpha_bar);
+      t.center[k * d + j] = sa * m.means[k * d + j];
+      t.inv_v[k * d + j] = 1 / v;
+      lc -= 0.5 * std::log(v);
     }
-    row_loss[row] = static_cast<float>(acc / static_cast<double>(d));
+    t.log_c[k] = lc;
   }
+  return t;
 }
 
 void mixture_score(const GaussianMixture& m, double alpha_bar, const float* x, std::int64_t n,
                    double scale, float* out) {
   const std::int64_t K = m.K, d = m.d;
-  const double sa = std::sqrt(alpha_bar);
-  // Per component: 1 / v_kj with v = ab var + 1 - ab, and log w_k - 1/2 sum_j log(2 pi v_kj)
-  // (the 2 pi cancels in the responsibilities; kept out).
-  std::vector<double> inv_v(K * d), log_c(K);
-  for (std::int64_t k = 0; k < K; ++k) {
-    double lc = std::log(static_cast<double>(m.weights[k]));
-    for (std::int64_t j = 0; j < d; ++j) {
-      const double v = alpha_bar * m.variances[k * d + j] + (1 - alpha_bar);
-      inv_v[k * d + j] = 1 / v;
-      lc -= 0.5 * std::log(v);
-    }
-    log_c[k] = lc;
-  }
+  const NoisedMixture t = noised_mixture(m, alpha_bar);
   std::vector<double> logp(K), acc(d);
   for (std::int64_t row = 0; row < n; ++row) {
     const float* xr = x + row * d;
@@ -156,10 +154,10 @@ void mixture_score(const GaussianMixture& m, double alpha_bar, const float* x, s
     for (std::int64_t k = 0; k < K; ++k) {
       double q = 0;
       for (std::int64_t j = 0; j < d; ++j) {
-        const double diff = xr[j] - sa * m.means[k * d + j];
-        q += diff * diff * inv_v[k * d + j];
+        const double diff = xr[j] - t.center[k * d + j];
+        q += diff * diff * t.inv_v[k * d + j];
       }
-      logp[k] = log_c[k] - 0.5 * q;
+      logp[k] = t.log_c[k] - 0.5 * q;
       mx = std::max(mx, logp[k]);
     }
     double total = 0;
@@ -168,7 +166,7 @@ void mixture_score(const GaussianMixture& m, double alpha_bar, const float* x, s
       const double w = std::exp(logp[k] - mx);
       total += w;
       for (std::int64_t j = 0; j < d; ++j)
-        acc[j] -= w * (xr[j] - sa * m.means[k * d + j]) * inv_v[k * d + j];
+        acc[j] -= w * (xr[j] - t.center[k * d + j]) * t.inv_v[k * d + j];
     }
     for (std::int64_t j = 0; j < d; ++j)
       out[row * d + j] = static_cast<float>(scale * acc[j] / total);

@@ -144,41 +144,26 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// One thread per row, double accumulation as the reference.
+// One thread per row: ref::mse_row, as the reference.
 __global__ void __launch_bounds__(kThreads)
     loss_kernel(const float* __restrict__ pred, const float* __restrict__ target, std::int64_t n,
                 std::int64_t d, double g, float* __restrict__ row_loss,
                 float* __restrict__ grad) {
   for (std::int64_t row = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-       row < n; row += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    double acc = 0;
-    for (std::int64_t j = 0; j < d; ++j) {
-      const std::int64_t i = row * d + j;
-      const double diff = static_cast<double>(pred[i]) - target[i];
-      acc += diff * diff;
-      if (grad) grad[i] = static_cast<float>(g * diff);
-    }
-    row_loss[row] = static_cast<float>(acc / static_cast<double>(d));
-  }
+       row < n; row += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+    row_loss[row] = static_cast<float>(
+        ref::mse_row(pred + row * d, target + row * d, d, g, grad ? grad + row * d : nullptr));
 }
 
-// A mixture noised to alpha_bar, as float tables (computed in double): log_c[K] =
-// log w_k - 1/2 sum_j log v_kj, center[K x d] = sqrt(ab) mu, inv_v[K x d] = 1 / (ab var + 1 - ab),
-// stored in that order.
+// ref::noised_mixture as one float table: log_c [K], center [K x d], inv_v [K x d], in that
+// order.
 std::vector<float> mixture_table(const GaussianMixture& m, double ab) {
-  const std::int64_t K = m.K, d = m.d;
-  std::vector<float> t(K * (2 * d + 1));
-  for (std::int64_t k = 0; k < K; ++k) {
-    double lc = std::log(static_cast<double>(m.weights[k]));
-    for (std::int64_t j = 0; j < d; ++j) {
-      const double v = ab * m.variances[k * d + j] + (1 - ab);
-      lc -= 0.5 * std::log(v);
-      t[K + k * d + j] = static_cast<float>(std::sqrt(ab) * m.means[k * d + j]);
-      t[K + K * d + k * d + j] = static_cast<float>(1 / v);
-    }
-    t[k] = static_cast<float>(lc);
-  }
-  return t;
+  const ref::NoisedMixture t = ref::noised_mixture(m, ab);
+  std::vector<float> table;
+  table.reserve(t.log_c.size() + t.center.size() + t.inv_v.size());
+  for (const auto* part : {&t.log_c, &t.center, &t.inv_v})
+    for (double v : *part) table.push_back(static_cast<float>(v));
+  return table;
 }
 
 __global__ void __launch_bounds__(kThreads)
