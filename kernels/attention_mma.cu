@@ -341,7 +341,7 @@ void attention_low(const Context& ctx, const Pub* q, const Pub* k, const Pub* v,
                    const AttentionShape& shape, float scale, const AttentionOptions& opts,
                    Pub* out, float* lse, float* weights) {
   static_assert(sizeof(T) == sizeof(Pub) && alignof(T) == alignof(Pub));
-  GENAI_CUDA_CHECK(cudaSetDevice(ctx.device_index()));
+  ctx.make_current();
   Buffer<float> lse_space;
   lse = attn::lse_or_workspace(ctx, shape, lse, weights, lse_space);
   const Params<T> p = attn::params_of(reinterpret_cast<const T*>(q), reinterpret_cast<const T*>(k),

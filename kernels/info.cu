@@ -149,6 +149,7 @@ void info_rows(const Context& ctx, const char* fn, InfoOp op, const float* p, co
                double sum_tolerance, float* out) {
   const bool logarithmic = op == InfoOp::Entropy || op == InfoOp::KL || op == InfoOp::CrossEntropy;
   const float scale = logarithmic && base == LogBase::Bits ? 1.4426950408889634f : 1.0f;
+  ctx.make_current();
   if (!validate) {
     dispatch(op, ctx, p, q, rows, K, scale, out, Check{false, 0.0f, nullptr});
     return;

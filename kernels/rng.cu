@@ -51,6 +51,7 @@ void launch_fill(const Context& ctx, float* out, std::int64_t n, RngKey key, Map
   if (n == 0) return;
   constexpr int kThreads = 256;
   const bool aligned16 = reinterpret_cast<std::uintptr_t>(out) % 16 == 0;
+  ctx.make_current();
   fill_kernel<<<grid_for((n + 3) / 4, kThreads), kThreads, 0, ctx.stream()>>>(out, n, key, map,
                                                                               aligned16);
   GENAI_LAUNCH_CHECK();

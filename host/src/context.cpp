@@ -69,7 +69,7 @@ cublasContext* Context::cublas() const {
   if (!is_cuda()) throw Error("genai::Context::cublas: a CPU context has no cuBLAS handle");
   std::lock_guard lock(handles_->mu);
   if (!handles_->cublas) {
-    GENAI_CUDA_CHECK(cudaSetDevice(index_));
+    make_current();
     GENAI_CUBLAS_CHECK(cublasCreate(&handles_->cublas));
     GENAI_CUBLAS_CHECK(cublasSetStream(handles_->cublas, stream_));
   }
@@ -80,11 +80,15 @@ cusolverDnContext* Context::cusolver() const {
   if (!is_cuda()) throw Error("genai::Context::cusolver: a CPU context has no cuSOLVER handle");
   std::lock_guard lock(handles_->mu);
   if (!handles_->cusolver) {
-    GENAI_CUDA_CHECK(cudaSetDevice(index_));
+    make_current();
     GENAI_CUSOLVER_CHECK(cusolverDnCreate(&handles_->cusolver));
     GENAI_CUSOLVER_CHECK(cusolverDnSetStream(handles_->cusolver, stream_));
   }
   return handles_->cusolver;
+}
+
+void Context::make_current() const {
+  if (is_cuda()) GENAI_CUDA_CHECK(cudaSetDevice(index_));
 }
 
 void Context::synchronize() const {
@@ -122,6 +126,7 @@ cublasContext* Context::cublas() const {
 cusolverDnContext* Context::cusolver() const {
   throw Error("genai::Context::cusolver: " + cuda_unavailable_reason());
 }
+void Context::make_current() const {}
 void Context::synchronize() const {}
 
 #endif

@@ -22,7 +22,7 @@ void* allocate(const Context& ctx, std::size_t bytes) {
   }
 #if GENAI_WITH_CUDA
   void* p = nullptr;
-  GENAI_CUDA_CHECK(cudaSetDevice(ctx.device_index()));
+  ctx.make_current();
   const cudaError_t e = cudaMallocAsync(&p, bytes, ctx.stream());
   if (e != cudaSuccess) {
     cudaGetLastError();

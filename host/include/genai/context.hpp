@@ -48,6 +48,9 @@ class Context {
   cublasContext* cublas() const;          // created on first use, bound to stream()
   cusolverDnContext* cusolver() const;    // created on first use, bound to stream()
   void synchronize() const;               // waits for stream(); no-op on the CPU
+  // Makes this context's device the calling thread's current CUDA device (kernel launches and
+  // allocations go there); every launcher calls it first. No-op on the CPU.
+  void make_current() const;
 
  private:
   struct Handles;
