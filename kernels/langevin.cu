@@ -50,6 +50,7 @@ void langevin(const Context& ctx, const LangevinTarget& target, const detail::Ch
 
 void brownian_motion(const Context& ctx, float* out, std::int64_t paths, int d,
                      std::int64_t steps, float dt, std::uint64_t seed) {
+  ctx.make_current();
   brownian_kernel<<<grid_for(paths, kThreads), kThreads, 0, ctx.stream()>>>(out, paths, d, steps,
                                                                             dt, seed);
   GENAI_LAUNCH_CHECK();

@@ -559,6 +559,13 @@ TEST(Langevin, BadInputNamesTheArgumentAndLeavesStatesUntouched) {
     o.anneal.sigma_last = 50;
   }));
   EXPECT_NE(m.find("'opts.anneal.sigma_last'"), std::string::npos) << m;
+  // A ladder longer than the int the chain code keeps, run one level at a time: refused.
+  m = run(2, 2, with([](auto& o) {
+    o.method = LangevinMethod::Annealed;
+    o.anneal.levels = std::int64_t{1} << 40;
+    o.anneal.first_level = (std::int64_t{1} << 40) - 1;
+  }));
+  EXPECT_NE(m.find("argument 'opts.anneal.levels' is too large"), std::string::npos) << m;
   // 10^9 steps of 10^6 chains in 2-D, every step recorded: 8e15 bytes, refused before allocating.
   m = error_of([&] {
     langevin(kCpu, target, x.data(), 1'000'000, 2, {.steps = 1'000'000'000, .thin = 1});
@@ -717,8 +724,8 @@ Outputs float_path(const LangevinTarget& target, std::vector<float> x, std::int6
 // near gmm8's centre), and a MALA decision flips where log u and log alpha agree to rounding
 // (expected count: chain-steps x ~1e-6). Measured on the host float path: worst in-tolerance
 // error 2e-6 (ULA Gaussian) and 4e-5 (mixtures, MALA, annealed), 3 of 5000 double-well MALA
-// chains off. The GPU contracts to FMAs and has its own exp/log ulps, hence tolerances 50x and
-// 25x those errors, and at most 1% of chains off; any error in the shared code, the noise
+// chains off. The GPU contracts the targets' arithmetic to FMAs and has its own exp/log ulps,
+// hence tolerances 50x and 25x those errors, and at most 1% of chains off; any error in the shared code, the noise
 // layout or the launch puts nearly every chain off.
 struct ParityCase {
   const char* name;

@@ -213,6 +213,8 @@ LangevinRun prepare_langevin(const char* fn, const Context& ctx, float* x, std::
       throw_argument(fn, "target", "is ", no_annealing,
                      ": annealing needs a diagonal Gaussian or a mixture target");
     require_at_least(fn, "opts.anneal.levels", opts.anneal.levels, 1);
+    if (opts.anneal.levels > std::numeric_limits<int>::max())  // ChainSetup holds levels as int
+      throw_argument(fn, "opts.anneal.levels", "is too large (", opts.anneal.levels, ")");
     require_positive(fn, "opts.anneal.sigma_first", opts.anneal.sigma_first);
     require_positive(fn, "opts.anneal.sigma_last", opts.anneal.sigma_last);
     if (opts.anneal.sigma_last > opts.anneal.sigma_first)

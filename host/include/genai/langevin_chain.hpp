@@ -53,6 +53,19 @@ struct PointerTarget {
   }
 };
 
+// The chain step's arithmetic with its rounding spelled out. For float (the kernels, and the
+// host float path of the tests) a*b+c is one correctly rounded fma and a-b one correctly rounded
+// subtraction (rng::detail: __fmaf_rn / __fadd_rn on the device), so nvcc (-fmad=true) and
+// ptxas cannot contract or split them differently in different instantiations -- the built-in
+// targets' kernels and genai::langevin_device's kernels for a target with the same formulas give
+// the same bits, and a user target's final multiply (return -0.5f * l) cannot fuse into
+// log p(y) - log p(x). For double (the CPU reference, built with -ffp-contract=off) they are the
+// plain expressions, bit for bit the same as a + b*c etc. written inline (IEEE + is commutative).
+GENAI_HD float chain_fma(float a, float b, float c) { return rng::detail::fma(a, b, c); }
+GENAI_HD double chain_fma(double a, double b, double c) { return a * b + c; }
+GENAI_HD float chain_sub(float a, float b) { return rng::detail::add(a, -b); }
+GENAI_HD double chain_sub(double a, double b) { return a - b; }
+
 // Level i (from 0) of the annealing ladder: sigma_i and the ULA step h_i = alpha_i / 2.
 template <class T>
 GENAI_HD void anneal_level(const ChainSetup& s, int i, T& sigma, T& h) {
@@ -97,7 +110,8 @@ GENAI_HD void run_chain(const Target& target, const ChainSetup& s, std::int64_t 
                                            static_cast<std::uint64_t>(c) * blocks + b, counter);
         for (int lane = 0; lane < 4; ++lane) {
           const int j = static_cast<int>(b) * 4 + lane;
-          if (j < d) y[j] = T(static_cast<float>(x[j] + h * gx[j] + noise * T(z.v[lane])));
+          // x + h grad + noise z, as fma(noise, z, fma(h, grad, x))
+          if (j < d) y[j] = T(static_cast<float>(chain_fma(noise, T(z.v[lane]), chain_fma(h, gx[j], x[j]))));
         }
       }
       if (mala) {
@@ -106,11 +120,14 @@ GENAI_HD void run_chain(const Target& target, const ChainSetup& s, std::int64_t 
         const T lpy = target.template log_density_grad<T, D>(extra_var, y, gy);
         T forward = 0, backward = 0;
         for (int j = 0; j < d; ++j) {
-          const T f = y[j] - x[j] - h * gx[j], b = x[j] - y[j] - h * gy[j];
-          forward += f * f;
-          backward += b * b;
+          // y - x - h grad p(x) and x - y - h grad p(y)
+          const T f = chain_fma(-h, gx[j], chain_sub(y[j], x[j]));
+          const T b = chain_fma(-h, gy[j], chain_sub(x[j], y[j]));
+          forward = chain_fma(f, f, forward);
+          backward = chain_fma(b, b, backward);
         }
-        const T log_alpha = beta * (lpy - lpx) - beta * (backward - forward) / (T(4) * h);
+        const T log_alpha =
+            chain_fma(beta, chain_sub(lpy, lpx), -(beta * chain_sub(backward, forward) / (T(4) * h)));
         const float u = rng::uniform4(s.seed, rng::streams::langevin_accept,
                                       static_cast<std::uint64_t>(c), counter).v[0];
         if (T(log(T(u))) < log_alpha) {
@@ -129,9 +146,9 @@ GENAI_HD void run_chain(const Target& target, const ChainSetup& s, std::int64_t 
       if (s.mean && done > s.burn_in) {  // Welford
         ++n;
         for (int j = 0; j < d; ++j) {
-          const T delta = x[j] - mu[j];
+          const T delta = chain_sub(x[j], mu[j]);
           mu[j] += delta / T(n);
-          m2[j] += delta * (x[j] - mu[j]);
+          m2[j] = chain_fma(delta, chain_sub(x[j], mu[j]), m2[j]);
         }
       }
       if (s.trajectory && done % s.thin == 0) {

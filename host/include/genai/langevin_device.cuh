@@ -93,6 +93,7 @@ void launch_langevin_registers(const Context& ctx, const Target& target, const C
 // The chains of `s` on ctx's device (x and the outputs in s are device pointers).
 template <class Target>
 void launch_langevin(const Context& ctx, const Target& target, const ChainSetup& s, float* x) {
+  ctx.make_current();
   switch (s.d) {
     case 1: return launch_langevin_registers<Target, 1>(ctx, target, s, x);
     case 2: return launch_langevin_registers<Target, 2>(ctx, target, s, x);
