@@ -336,6 +336,7 @@ void affine_step(const Context& ctx, const ref::StepCoeffs& k, const float* x, c
                  float clip, float* out) {
   const std::int64_t nb = blocks_per_row(d);
   const bool vec = d % 4 == 0 && aligned16(x) && aligned16(m) && aligned16(out);
+  ctx.make_current();
   affine_kernel<<<grid_for(n * nb, kThreads), kThreads, 0, ctx.stream()>>>(k, x, m, n, d, nb, seed,
                                                                            step, clip, out, vec);
   GENAI_LAUNCH_CHECK();
@@ -344,6 +345,7 @@ void affine_step(const Context& ctx, const ref::StepCoeffs& k, const float* x, c
 void draw_sampler_noise(const Context& ctx, std::int64_t n, std::int64_t d, std::uint64_t seed,
                         std::uint32_t step, float* x) {
   const std::int64_t nb = blocks_per_row(d);
+  ctx.make_current();
   draw_kernel<<<grid_for(n * nb, kThreads), kThreads, 0, ctx.stream()>>>(n, d, nb, seed, step, x);
   GENAI_LAUNCH_CHECK();
 }
@@ -351,6 +353,7 @@ void draw_sampler_noise(const Context& ctx, std::int64_t n, std::int64_t d, std:
 void eps_mse_loss(const Context& ctx, const float* pred, const float* target, std::int64_t n,
                   std::int64_t d, float* row_loss, float* grad) {
   const double g = 2.0 / (static_cast<double>(n) * static_cast<double>(d));
+  ctx.make_current();
   loss_kernel<<<grid_for(n, kThreads), kThreads, 0, ctx.stream()>>>(pred, target, n, d, g,
                                                                     row_loss, grad);
   GENAI_LAUNCH_CHECK();
@@ -360,6 +363,17 @@ void mixture_score(const Context& ctx, const GaussianMixture& m, double alpha_ba
                    const float* x, std::int64_t n, double scale, float* out) {
   const auto table = mixture_table(m, alpha_bar);
   Buffer<float> dt(ctx, std::span<const float>(table));
+  // The kernel accumulates in `out` (zeroed per row before the second pass reads x), and x and
+  // out are __restrict__: an overlapping call (out == x, which the CPU reference handles) reads
+  // from a copy of x.
+  const std::size_t bytes = static_cast<std::size_t>(n * m.d) * sizeof(float);
+  const auto xb = reinterpret_cast<std::uintptr_t>(x), ob = reinterpret_cast<std::uintptr_t>(out);
+  Buffer<float> x_copy;
+  if (xb < ob + bytes && ob < xb + bytes) {
+    x_copy = Buffer<float>(ctx, static_cast<std::size_t>(n * m.d));
+    detail::copy_bytes(ctx, x_copy.data(), Device::CUDA, x, Device::CUDA, bytes);
+    x = x_copy.data();
+  }
   mixture_kernel<<<grid_for(n, kThreads), kThreads, 0, ctx.stream()>>>(
       dt.data(), m.K, m.d, x, n, static_cast<float>(scale), out);
   GENAI_LAUNCH_CHECK();

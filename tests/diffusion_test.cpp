@@ -768,6 +768,20 @@ TEST_F(DiffusionGpu, MixtureScoreAndLossMatchReference) {
   EXPECT_TRUE(test::close(dgrad.to_host(), grad, test::tolerance(test::DType::FP32)));
 }
 
+// mixture_epsilon in place (out == x), as the CPU reference allows: the kernel accumulates in
+// `out`, so the launcher must read x from a copy; the result equals the out-of-place call's.
+TEST_F(DiffusionGpu, MixtureEpsilonInPlaceEqualsOutOfPlace) {
+  const GaussianMixture m = diag_mixture_3d();
+  const std::int64_t n = 777;
+  const auto x = test::normals(n * 3, 52, 0, 2);
+  auto dx = test::to_device(ctx, x);
+  Buffer<float> dout(ctx, n * 3);
+  test::poison(dout);
+  mixture_epsilon(ctx, m, 0.3, dx.data(), n, dout.data());
+  mixture_epsilon(ctx, m, 0.3, dx.data(), n, dx.data());
+  EXPECT_EQ(dx.to_host(), dout.to_host());
+}
+
 // The fused sampler (whole loop in one launch) and the step-by-step loop on the GPU against the
 // CPU loop: the same Philox noise, so the same paths. The mixture score is float on the GPU and
 // double on the CPU; the reverse process contracts those ~1e-7 differences, the bound 1e-4
