@@ -84,7 +84,9 @@ __global__ void __launch_bounds__(kThreads) flash_kernel(Params<float> p) {
     __syncthreads();  // the previous tile is consumed (and qs written, on the first pass)
     for (int e = threadIdx.x; e < kTile * D; e += kThreads) {
       const int j = e / D, c = e % D;
-      const bool in = k0 + j < p.Lk && c < p.d;
+      // Keys at or past block_end are kept by no row of the block: never read (padding past
+      // key_lengths may be uninitialised memory, see genai/attention.hpp).
+      const bool in = k0 + j < block_end && c < p.d;
       ks[j * (D + 1) + c] = in ? kh[(k0 + j) * p.d + c] : 0.0f;
       vs[j * D + c] = in ? vh[(k0 + j) * p.d + c] : 0.0f;
     }
@@ -93,7 +95,7 @@ __global__ void __launch_bounds__(kThreads) flash_kernel(Params<float> p) {
 
     const std::int64_t j = k0 + lane;
     float s = -INFINITY;
-    if (j < p.Lk) {
+    if (j < block_end) {
       float dot = 0.0f;
       for (int c = 0; c < D; ++c) dot = fmaf(qs[c], ks[lane * (D + 1) + c], dot);
       s = attn::logit(p, b, h, i, j, dot);
@@ -133,12 +135,15 @@ __global__ void weights_kernel(Params<T> p, const float* lse, float* weights) {
     const std::int64_t i = row % p.Lq, bh = row / p.Lq;
     const std::int64_t b = bh / p.Hq, h = bh % p.Hq;
     const std::int64_t kv = b * (p.Hq / p.group) + h / p.group;
-    const T* qi = p.q + row * p.d;
-    const T* kj = p.k + (kv * p.Lk + j) * p.d;
-    float dot = 0.0f;
-    for (std::int64_t c = 0; c < p.d; ++c)
-      dot = fmaf(static_cast<float>(qi[c]), static_cast<float>(kj[c]), dot);
-    const float s = attn::logit(p, b, h, i, j, dot);
+    float s = -INFINITY;
+    if (j < attn::key_end(p, b, i)) {  // keys past it (padding included) are never read
+      const T* qi = p.q + row * p.d;
+      const T* kj = p.k + (kv * p.Lk + j) * p.d;
+      float dot = 0.0f;
+      for (std::int64_t c = 0; c < p.d; ++c)
+        dot = fmaf(static_cast<float>(qi[c]), static_cast<float>(kj[c]), dot);
+      s = attn::logit(p, b, h, i, j, dot);
+    }
     weights[e] = (s == -INFINITY || lse[row] == -INFINITY) ? 0.0f : expf(s - lse[row]);
   }
 }
@@ -198,7 +203,7 @@ template void launch_weights(const Context&, const Params<__nv_bfloat16>&, const
 void attention(const Context& ctx, const float* q, const float* k, const float* v,
                const AttentionShape& shape, float scale, const AttentionOptions& opts,
                float* out, float* lse, float* weights) {
-  GENAI_CUDA_CHECK(cudaSetDevice(ctx.device_index()));
+  ctx.make_current();
   Buffer<float> lse_space;
   lse = attn::lse_or_workspace(ctx, shape, lse, weights, lse_space);
   const Params<float> p = attn::params_of(q, k, v, out, lse, shape, scale, opts);
@@ -215,7 +220,7 @@ void attention(const Context& ctx, const float* q, const float* k, const float* 
 
 void softmax(const Context& ctx, const float* x, std::int64_t rows, std::int64_t n,
              const bool* mask, float* out) {
-  GENAI_CUDA_CHECK(cudaSetDevice(ctx.device_index()));
+  ctx.make_current();
   softmax_kernel<<<grid_for(rows, 256 / 32), 256, 0, ctx.stream()>>>(x, rows, n, mask, out);
   GENAI_LAUNCH_CHECK();
 }
