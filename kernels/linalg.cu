@@ -305,6 +305,15 @@ void require_info_zero(const std::vector<int>& info, const char* driver) {
                                  info.size() > 1 ? detail::concat(" for matrix ", b) : "", ")"));
 }
 
+// Elements to allocate for a legacy (32-bit) cuSOLVER *_bufferSize answer. A negative lwork is an
+// int overflow inside the query (cupy/cupy#2351): refuse rather than under-allocate the workspace.
+std::size_t workspace_elems(int lwork, const char* query) {
+  if (lwork < 0)
+    throw Error(detail::concat("genai::svd: ", query, " returned a negative workspace size (",
+                               lwork, "): the matrix is too large for the 32-bit cuSOLVER API"));
+  return static_cast<std::size_t>(std::max(1, lwork));
+}
+
 struct GesvdjParams {
   gesvdjInfo_t p = nullptr;
   GesvdjParams() { GENAI_CUSOLVER_CHECK(cusolverDnCreateGesvdjInfo(&p)); }
@@ -358,7 +367,7 @@ SvdReport run_gesvd(const Context& ctx, Tall<T>& t, bool full) {
   Buffer<T> VT(ctx, t.N * t.N), rwork(ctx, std::max(1, N - 1));
   int lwork = 0;
   GENAI_CUSOLVER_CHECK(gesvd_lwork(h, M, N, &lwork, t.A.data()));
-  Buffer<T> work(ctx, std::max(1, lwork));
+  Buffer<T> work(ctx, workspace_elems(lwork, "gesvd_bufferSize"));
   Buffer<int> info(ctx, 1);
   GENAI_CUSOLVER_CHECK(gesvd(h, full ? 'A' : 'S', 'A', M, N, t.A.data(), M, t.S.data(),
                              t.Ua.data(), M, VT.data(), N, work.data(), lwork, rwork.data(),
@@ -388,7 +397,7 @@ SvdReport run_gesvdj(const Context& ctx, Tall<T>& t, bool full, const SvdOptions
   int lwork = 0;
   GENAI_CUSOLVER_CHECK(gesvdj_lwork(h, CUSOLVER_EIG_MODE_VECTOR, econ, M, N, t.A.data(), M,
                                     t.S.data(), t.Ua.data(), M, t.Va.data(), N, &lwork, p.p));
-  Buffer<T> work(ctx, std::max(1, lwork));
+  Buffer<T> work(ctx, workspace_elems(lwork, "gesvdj_bufferSize"));
   Buffer<int> info(ctx, 1);
   GENAI_CUSOLVER_CHECK(gesvdj(h, CUSOLVER_EIG_MODE_VECTOR, econ, M, N, t.A.data(), M,
                               t.S.data(), t.Ua.data(), M, t.Va.data(), N, work.data(), lwork,
@@ -404,7 +413,12 @@ SvdReport run_gesvdj(const Context& ctx, Tall<T>& t, bool full, const SvdOptions
   return rep;
 }
 
-// randomized: Xgesvdr for the top k on A (overwritten).
+// randomized: Xgesvdr for the top k on A (overwritten). Xgesvdr returns V, not V^T: column j of
+// the column-major V [N x k] (ld N) is v_j (NVIDIA's RAFT test, rapidsai/raft
+// cpp/test/linalg/randomized_svd.cu, reads it so). U [M x k] and V [N x k] hold k columns, as in
+// RAFT (rsvd.cuh); the cuSOLVER parameter table describes U and V as ldu * m and ldv * n arrays
+// ("only reports first min(m,n) columns"), so compute-sanitizer memcheck on the GPU machine should
+// confirm nothing is written past column k. S gets the documented min(m, n) entries.
 template <class T>
 SvdReport run_gesvdr(const Context& ctx, Tall<T>& t, const SvdOptions& o) {
   cusolverDnHandle_t h = ctx.cusolver();
@@ -444,7 +458,7 @@ SvdReport run_gram(const Context& ctx, Tall<T>& t, bool full, const SvdOptions& 
   GENAI_CUBLAS_CHECK(syrk_t(ctx.cublas(), N, M, t.A.data(), M, G.data(), N));
   int lwork = 0;
   GENAI_CUSOLVER_CHECK(syevd_lwork(h, N, G.data(), W.data(), &lwork));
-  Buffer<T> work(ctx, std::max(1, lwork));
+  Buffer<T> work(ctx, workspace_elems(lwork, "syevd_bufferSize"));
   Buffer<int> info(ctx, 1);
   GENAI_CUSOLVER_CHECK(syevd(h, N, G.data(), W.data(), work.data(), lwork, info.data()));
   const char* driver = driver_name<T>("cublasSsyrk+cusolverDnSsyevd",
@@ -478,7 +492,8 @@ SvdReport run_gram(const Context& ctx, Tall<T>& t, bool full, const SvdOptions& 
     int lw_qr = 0, lw_org = 0;
     if (valid > 0) GENAI_CUSOLVER_CHECK(geqrf_lwork(h, M, kept, Q.data(), M, &lw_qr));
     GENAI_CUSOLVER_CHECK(orgqr_lwork(h, M, cols, kept, Q.data(), M, tau.data(), &lw_org));
-    Buffer<T> qr_work(ctx, std::max({1, lw_qr, lw_org}));
+    Buffer<T> qr_work(ctx, std::max(workspace_elems(lw_qr, "geqrf_bufferSize"),
+                                    workspace_elems(lw_org, "orgqr_bufferSize")));
     if (valid > 0) {
       GENAI_CUSOLVER_CHECK(geqrf(h, M, kept, Q.data(), M, tau.data(), qr_work.data(), lw_qr,
                                  info.data()));
@@ -560,7 +575,7 @@ SvdReport svd_batched_jacobi(const Context& ctx, const T* X, std::int64_t batch,
   GENAI_CUSOLVER_CHECK(gesvdj_batched_lwork(h, CUSOLVER_EIG_MODE_VECTOR, M, N, A.data(), M,
                                             S.data(), Ua.data(), M, Va.data(), N, &lwork, p.p,
                                             B));
-  Buffer<T> work(ctx, std::max(1, lwork));
+  Buffer<T> work(ctx, workspace_elems(lwork, "gesvdjBatched_bufferSize"));
   Buffer<int> info(ctx, batch);
   GENAI_CUSOLVER_CHECK(gesvdj_batched(h, CUSOLVER_EIG_MODE_VECTOR, M, N, A.data(), M, S.data(),
                                       Ua.data(), M, Va.data(), N, work.data(), lwork,
@@ -595,10 +610,27 @@ SvdReport svd_batched_jacobi(const Context& ctx, const T* X, std::int64_t batch,
 template <class T>
 SvdReport svd(const Context& ctx, const T* X, std::int64_t batch, std::int64_t m,
               std::int64_t n, const SvdOptions& o, const SvdOutputs<T>& out) {
-  if (o.method == SvdMethod::batched_jacobi)
-    return svd_batched_jacobi(ctx, X, batch, m, n, o, out);
   const std::int64_t r = o.k > 0 ? o.k : std::min(m, n);
   const std::int64_t uc = o.full ? m : r, vr = o.full ? n : r;
+  if (o.method == SvdMethod::batched_jacobi) {
+    // gesvdjBatched takes an int batchSize: chunks of at most INT_MAX matrices.
+    constexpr std::int64_t kChunk = std::numeric_limits<int>::max();
+    SvdReport total;
+    for (std::int64_t b = 0; b < batch; b += kChunk) {
+      const SvdReport rep = svd_batched_jacobi(
+          ctx, X + b * m * n, std::min(kChunk, batch - b), m, n, o,
+          {out.U ? out.U + b * m * uc : nullptr, out.S + b * r,
+           out.Vt ? out.Vt + b * vr * n : nullptr});
+      if (b == 0) total = rep;
+      total.converged = total.converged && rep.converged;
+      total.fell_back = total.fell_back || rep.fell_back;
+      if (rep.fell_back) {
+        total.method = rep.method;
+        total.driver = rep.driver;
+      }
+    }
+    return total;
+  }
   SvdReport total;
   for (std::int64_t b = 0; b < batch; ++b) {
     const SvdReport rep = svd_one(ctx, X + b * m * n, m, n, o,

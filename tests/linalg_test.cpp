@@ -488,6 +488,15 @@ TEST(Linalg, BadInputIsRejectedNamingTheArgument) {
   EXPECT_NE(call(m, 0).find("argument 'n' must be >= 1 (got 0)"), std::string::npos);
   EXPECT_NE(call(m, n, {.full = true, .k = 2}).find("'options.full'"), std::string::npos);
   EXPECT_NE(call(m, n, {.method = SvdMethod::randomized}).find("'options.k'"), std::string::npos);
+  // cusolverDnXgesvdr documents (k + p) < min(m, n), strictly: k + oversampling = 4 = min(6, 4).
+  EXPECT_NE(call(m, n, {.method = SvdMethod::randomized, .k = 2, .oversampling = 2})
+                .find("k + oversampling < min(m, n) = 4 for the randomized method"),
+            std::string::npos);
+  EXPECT_EQ(call(m, n, {.method = SvdMethod::randomized, .k = 2, .oversampling = 1}),
+            "(no ArgumentError)");
+  std::fill(U.begin(), U.end(), -7.f);
+  std::fill(S.begin(), S.end(), -7.f);
+  std::fill(Vt.begin(), Vt.end(), -7.f);
   EXPECT_NE(call(m, n, {.max_sweeps = 0}).find("'options.max_sweeps'"), std::string::npos);
   EXPECT_NE(call(m, n, {.tolerance = -1}).find("'options.tolerance'"), std::string::npos);
   EXPECT_NE(call(40, 40, {.method = SvdMethod::batched_jacobi}).find("<= 32"), std::string::npos);
@@ -496,6 +505,11 @@ TEST(Linalg, BadInputIsRejectedNamingTheArgument) {
             std::string::npos);
   EXPECT_NE(error_of([&] { svd(kCpu, X.data(), m, n, {}, {U.data(), nullptr, Vt.data()}); })
                 .find("argument 'out.S' must not be null"),
+            std::string::npos);
+  // Sizes past 64 bits are refused before X is read.
+  EXPECT_NE(error_of([&] {
+              svd_batched(kCpu, X.data(), std::int64_t{1} << 40, 1 << 20, 1 << 20, {}, out);
+            }).find("argument 'batch' is too large"),
             std::string::npos);
   // Nothing was written by the rejected calls.
   for (float v : U) ASSERT_EQ(v, -7);

@@ -44,8 +44,10 @@ void check_options(const char* fn, std::int64_t m, std::int64_t n, const SvdOpti
   if (!(o.rank_tolerance >= 0 && o.rank_tolerance < 1))
     detail::throw_argument(fn, "options.rank_tolerance", "must be in [0, 1) (got ",
                            o.rank_tolerance, ")");
-  if (o.method == SvdMethod::randomized && (o.k == 0 || o.k + o.oversampling > k))
-    detail::throw_argument(fn, "options.k", "must be >= 1 with k + oversampling <= min(m, n) = ",
+  // cusolverDnXgesvdr: "k: rank ... is less than min(m,n)", "p: oversampling ... (k+p) is less
+  // than min(m,n)" (strictly; the sketch of k + p columns must be narrower than the matrix).
+  if (o.method == SvdMethod::randomized && (o.k == 0 || o.k + o.oversampling >= k))
+    detail::throw_argument(fn, "options.k", "must be >= 1 with k + oversampling < min(m, n) = ",
                            k, " for the randomized method (got k = ", o.k, ", oversampling = ",
                            o.oversampling, ")");
   if (o.method == SvdMethod::batched_jacobi && (m > 32 || n > 32))
@@ -66,6 +68,17 @@ SvdReport svd_impl(const char* fn, const Context& ctx, const T* X, std::int64_t 
   detail::require_not_null(fn, "X", X);
   detail::require_not_null(fn, "out.S", out.S);
   check_options(fn, m, n, options);
+  // Element counts of X, U and Vt (and of the GPU's full U_A / V_A): batch * m * n etc. must fit
+  // in int64 bytes (m, n <= 2^31 - 1 keep each per-matrix product below 2^62).
+  {
+    const std::int64_t r = options.k > 0 ? options.k : std::min(m, n);
+    const std::int64_t ucols = options.full ? m : r, vrows = options.full ? n : r;
+    const std::int64_t per = std::max({m * n, m * ucols, vrows * n});
+    const auto most = std::numeric_limits<std::int64_t>::max() / std::int64_t{sizeof(T)};
+    if (batch > most / per)
+      detail::throw_argument(fn, "batch", "is too large: ", batch, " matrices of ", m, " x ", n,
+                             " overflow a 64-bit size");
+  }
   SvdOptions o = options;
   o.method = svd_method(ctx.device(), batch, m, n, options);
 #if GENAI_WITH_CUDA

@@ -23,7 +23,7 @@
 //   batched_jacobi GPU: cuSOLVER gesvdjBatched, m, n <= 32 (svd_batched); cuSOLVER reports
 //                  no sweeps or residual for it.
 //   randomized     GPU: cuSOLVER Xgesvdr, top-k only (options.k > 0), with options.oversampling
-//                  and options.power_iterations.
+//                  and options.power_iterations; Xgesvdr needs k + oversampling < min(m, n).
 //   gram           problem 1.5: G = X^T X, eigen-decomposition G = V diag(lambda) V^T sorted
 //                  descending, S = sqrt(max(lambda, 0)), U = X V / S. CPU: cyclic Jacobi
 //                  eigen-solver (double); GPU: cuBLAS syrk + cuSOLVER syevd (precision of T).
