@@ -776,6 +776,49 @@ struct GpuCase {
   float scale = 0.0f;
 };
 
+// A case's options twice: `host` on host arrays (for the CPU reference), `dev` the same on
+// device copies. Key lengths (b + 1) Lk / (B + 1), a mask [B, 1, Lq, Lk] keeping ~80 %, a bias
+// [1, Hq, Lq, Lk] of unit normals.
+struct CaseOptions {
+  std::vector<std::int32_t> lengths;
+  std::vector<float> bias;
+  std::int64_t nmask;
+  std::unique_ptr<bool[]> mask;
+  AttentionOptions host, dev;
+  Buffer<std::int32_t> dlen;
+  Buffer<bool> dmask;
+  Buffer<float> dbias;
+
+  CaseOptions(const Context& ctx, const GpuCase& g, std::uint64_t seed)
+      : lengths(g.s.batch),
+        bias(test::normals(g.s.q_heads * g.s.q_len * g.s.k_len, seed + 4)),
+        nmask(g.s.batch * g.s.q_len * g.s.k_len),
+        mask(new bool[nmask]),
+        host{.scale = g.scale, .causal = g.causal} {
+    const AttentionShape& s = g.s;
+    for (std::int64_t b = 0; b < s.batch; ++b)
+      lengths[b] = static_cast<std::int32_t>((s.k_len * (b + 1)) / (s.batch + 1));
+    const std::vector<float> u = test::uniforms(nmask, seed + 3);
+    for (std::int64_t e = 0; e < nmask; ++e) mask[e] = u[e] < 0.8f;
+    if (g.key_lengths) host.key_lengths = lengths.data();
+    if (g.mask) {
+      host.mask = mask.get();
+      host.mask_shape = {.batch = s.batch, .q_len = s.q_len, .k_len = s.k_len};
+    }
+    if (g.bias) {
+      host.bias = bias.data();
+      host.bias_shape = {.heads = s.q_heads, .q_len = s.q_len, .k_len = s.k_len};
+    }
+    dlen = test::to_device(ctx, lengths);
+    dmask = Buffer<bool>(ctx, std::span<const bool>(mask.get(), nmask));
+    dbias = test::to_device(ctx, bias);
+    dev = host;
+    if (g.key_lengths) dev.key_lengths = dlen.data();
+    if (g.mask) dev.mask = dmask.data();
+    if (g.bias) dev.bias = dbias.data();
+  }
+};
+
 // Each case on the device, out / lse / weights poisoned first, against the CPU reference.
 TEST_F(AttentionGpu, AttentionMatchesReference) {
   const std::vector<GpuCase> cases = {
@@ -794,42 +837,16 @@ TEST_F(AttentionGpu, AttentionMatchesReference) {
                                       << s.kv_heads << " Lq " << s.q_len << " Lk " << s.k_len
                                       << " d " << s.head_dim);
     const Inputs in = random_inputs(s, seed += 10);
-    std::vector<std::int32_t> lengths(s.batch);
-    for (std::int64_t b = 0; b < s.batch; ++b)
-      lengths[b] = static_cast<std::int32_t>((s.k_len * (b + 1)) / (s.batch + 1));
-    const std::int64_t nmask = s.batch * s.q_len * s.k_len;  // mask [B, 1, Lq, Lk]
-    const std::vector<float> u = test::uniforms(nmask, seed + 3);
-    std::unique_ptr<bool[]> mask(new bool[nmask]);
-    for (std::int64_t e = 0; e < nmask; ++e) mask[e] = u[e] < 0.8f;
-    const std::vector<float> bias = test::normals(s.q_heads * s.q_len * s.k_len, seed + 4);
-    const BroadcastShape mask_shape{.batch = s.batch, .q_len = s.q_len, .k_len = s.k_len};
-    const BroadcastShape bias_shape{.heads = s.q_heads, .q_len = s.q_len, .k_len = s.k_len};
-
-    AttentionOptions host{.scale = g.scale, .causal = g.causal};
-    if (g.key_lengths) host.key_lengths = lengths.data();
-    if (g.mask) {
-      host.mask = mask.get();
-      host.mask_shape = mask_shape;
-    }
-    if (g.bias) {
-      host.bias = bias.data();
-      host.bias_shape = bias_shape;
-    }
-    const Result want = run(s, in, host);
+    const CaseOptions o(ctx, g, seed);
+    const Result want = run(s, in, o.host);
 
     auto dq = test::to_device(ctx, in.q), dk = test::to_device(ctx, in.k),
-         dv = test::to_device(ctx, in.v), dbias = test::to_device(ctx, bias);
-    auto dlen = test::to_device(ctx, lengths);
-    Buffer<bool> dmask(ctx, std::span<const bool>(mask.get(), nmask));
+         dv = test::to_device(ctx, in.v);
     Buffer<float> out(ctx, q_size(s)), lse(ctx, rows_of(s)), w(ctx, rows_of(s) * s.k_len);
     test::poison(out);
     test::poison(lse);
     test::poison(w);
-    AttentionOptions dev = host;
-    if (g.key_lengths) dev.key_lengths = dlen.data();
-    if (g.mask) dev.mask = dmask.data();
-    if (g.bias) dev.bias = dbias.data();
-    attention(ctx, dq.data(), dk.data(), dv.data(), s, out.data(), dev,
+    attention(ctx, dq.data(), dk.data(), dv.data(), s, out.data(), o.dev,
               {.lse = lse.data(), .weights = w.data()});
     const auto tol = test::tolerance(test::DType::FP32);
     EXPECT_TRUE(test::close(out.to_host(), want.out, tol)) << "out";
@@ -838,7 +855,7 @@ TEST_F(AttentionGpu, AttentionMatchesReference) {
 
     // Without the optional outputs, out alone is the same.
     test::poison(out);
-    attention(ctx, dq.data(), dk.data(), dv.data(), s, out.data(), dev);
+    attention(ctx, dq.data(), dk.data(), dv.data(), s, out.data(), o.dev);
     EXPECT_TRUE(test::close(out.to_host(), want.out, tol)) << "out without lse / weights";
   }
 }
@@ -980,24 +997,8 @@ void check_low_gpu(const Context& ctx, test::DType dtype) {
                                       << s.kv_heads << " Lq " << s.q_len << " Lk " << s.k_len
                                       << " d " << s.head_dim);
     const Inputs in = rounded<T>(random_inputs(s, seed += 10));
-    std::vector<std::int32_t> lengths(s.batch);
-    for (std::int64_t b = 0; b < s.batch; ++b)
-      lengths[b] = static_cast<std::int32_t>((s.k_len * (b + 1)) / (s.batch + 1));
-    const std::int64_t nmask = s.batch * s.q_len * s.k_len;  // mask [B, 1, Lq, Lk]
-    const std::vector<float> u = test::uniforms(nmask, seed + 3);
-    std::unique_ptr<bool[]> mask(new bool[nmask]);
-    for (std::int64_t e = 0; e < nmask; ++e) mask[e] = u[e] < 0.8f;
-    const std::vector<float> bias = test::normals(s.q_heads * s.q_len * s.k_len, seed + 4);
-    AttentionOptions host{.scale = g.scale, .causal = g.causal};
-    if (g.key_lengths) host.key_lengths = lengths.data();
-    if (g.mask) {
-      host.mask = mask.get();
-      host.mask_shape = {.batch = s.batch, .q_len = s.q_len, .k_len = s.k_len};
-    }
-    if (g.bias) {
-      host.bias = bias.data();
-      host.bias_shape = {.heads = s.q_heads, .q_len = s.q_len, .k_len = s.k_len};
-    }
+    const CaseOptions o(ctx, g, seed);
+    const AttentionOptions& host = o.host;
     const LowResult<T> want = run_low<T>(s, in, host);
     const float scale = g.scale != 0 ? g.scale : 1.0f / std::sqrt(static_cast<float>(s.head_dim));
     const std::vector<double> exact = naive(s, in, scale, kept_of(s, host), bias_of(host)).out;
@@ -1005,19 +1006,12 @@ void check_low_gpu(const Context& ctx, test::DType dtype) {
 
     auto dq = test::to_device(ctx, to_dtype<T>(in.q)), dk = test::to_device(ctx, to_dtype<T>(in.k)),
          dv = test::to_device(ctx, to_dtype<T>(in.v));
-    auto dbias = test::to_device(ctx, bias);
-    auto dlen = test::to_device(ctx, lengths);
-    Buffer<bool> dmask(ctx, std::span<const bool>(mask.get(), nmask));
     Buffer<T> out(ctx, q_size(s));
     Buffer<float> lse(ctx, rows_of(s)), w(ctx, rows_of(s) * s.k_len);
     test::poison(out);
     test::poison(lse);
     test::poison(w);
-    AttentionOptions dev = host;
-    if (g.key_lengths) dev.key_lengths = dlen.data();
-    if (g.mask) dev.mask = dmask.data();
-    if (g.bias) dev.bias = dbias.data();
-    attention(ctx, dq.data(), dk.data(), dv.data(), s, out.data(), dev,
+    attention(ctx, dq.data(), dk.data(), dv.data(), s, out.data(), o.dev,
               {.lse = lse.data(), .weights = w.data()});
     const std::vector<float> got = widen(out.to_host());
     EXPECT_TRUE(test::close(got, widen(want.out), test::tolerance(dtype))) << "out";
@@ -1034,7 +1028,7 @@ void check_low_gpu(const Context& ctx, test::DType dtype) {
 
     // Without the optional outputs, out alone is the same.
     test::poison(out);
-    attention(ctx, dq.data(), dk.data(), dv.data(), s, out.data(), dev);
+    attention(ctx, dq.data(), dk.data(), dv.data(), s, out.data(), o.dev);
     EXPECT_EQ(widen(out.to_host()), got) << "out without lse / weights";
   }
 }
