@@ -23,12 +23,7 @@
 #include <Random123/philox.h>
 
 #include "genai/context.hpp"
-
-#if defined(__CUDACC__)
-#define GENAI_HD __host__ __device__ __forceinline__
-#else
-#define GENAI_HD inline
-#endif
+#include "genai/detail/hd.hpp"
 
 namespace genai::rng {
 
@@ -39,6 +34,10 @@ inline constexpr std::uint32_t langevin = 0x100;  // Langevin and Brownian-motio
 inline constexpr std::uint32_t langevin_accept = 0x101;  // MALA's acceptance uniforms
 inline constexpr std::uint32_t diffusion_noise = 0x200;    // forward noising's epsilon
 inline constexpr std::uint32_t diffusion_sampler = 0x201;  // reverse samplers' noise, step = t
+inline constexpr std::uint32_t vae_reparameterize = 0x300;  // losses: the VAE's epsilon
+inline constexpr std::uint32_t nn_init = 0x400;             // nn: Kaiming / Xavier weights
+inline constexpr std::uint32_t ode = 0x500;                 // ode: Hutchinson probes
+inline constexpr std::uint32_t train = 0x600;  // training loops: 0x600..0x6ff (batches, t, eps)
 }  // namespace streams
 
 struct Words {
