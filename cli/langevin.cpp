@@ -8,7 +8,6 @@
 
 #include "cli/common.hpp"
 #include "cli/plot.hpp"
-#include "cpu_reference/langevin.hpp"
 #include "genai/buffer.hpp"
 #include "genai/io.hpp"
 #include "genai/langevin.hpp"
@@ -50,8 +49,6 @@ void plot_langevin(const std::string& who, const std::string& png, const std::st
   double extent = 3;
   for (std::size_t i = 0; i < t.means.size(); ++i)
     extent = std::max(extent, std::abs(double(t.means[i])) + 3 * std::sqrt(double(t.vars[i])));
-  const std::vector<float> packed = ref::pack(t);
-  const ref::TargetView view = ref::view(t, packed.data());
   std::vector<float> xy(2 * chains);
   for (std::int64_t c = 0; c < chains; ++c) {
     xy[2 * c] = x[c * d];
@@ -59,8 +56,7 @@ void plot_langevin(const std::string& who, const std::string& png, const std::st
   }
   plot_samples(who, png, xy, extent, [&](double u, double v) {
     const double at[2] = {u, v};
-    double g[2];
-    return std::exp(view.log_density_grad<double, 0>(0.0, at, g));
+    return std::exp(log_density(t, at));
   }, title);
 }
 

@@ -9,6 +9,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "genai/detail/attention.hpp"
+
 namespace genai::ref {
 namespace {
 
@@ -57,8 +59,8 @@ void attention_any(const T* q, const T* k, const T* v, const AttentionShape& sha
   const std::int64_t B = shape.batch, Hq = shape.q_heads, Hkv = shape.kv_heads;
   const std::int64_t Lq = shape.q_len, Lk = shape.k_len, d = shape.head_dim;
   const std::int64_t group = Hq / Hkv;
-  const BroadcastStrides ms = broadcast_strides(opts.mask_shape);
-  const BroadcastStrides bs = broadcast_strides(opts.bias_shape);
+  const detail::BroadcastStrides ms = detail::broadcast_strides(opts.mask_shape);
+  const detail::BroadcastStrides bs = detail::broadcast_strides(opts.bias_shape);
   std::vector<double> s(Lk);
   for (std::int64_t b = 0; b < B; ++b) {
     const std::int64_t klen = opts.key_lengths ? opts.key_lengths[b] : Lk;
@@ -97,19 +99,6 @@ void attention_any(const T* q, const T* k, const T* v, const AttentionShape& sha
 }
 
 }  // namespace
-
-BroadcastStrides broadcast_strides(const BroadcastShape& s) {
-  BroadcastStrides st;
-  std::int64_t stride = 1;
-  st.j = s.k_len == 1 ? 0 : stride;
-  stride *= s.k_len;
-  st.i = s.q_len == 1 ? 0 : stride;
-  stride *= s.q_len;
-  st.h = s.heads == 1 ? 0 : stride;
-  stride *= s.heads;
-  st.b = s.batch == 1 ? 0 : stride;
-  return st;
-}
 
 void attention(const float* q, const float* k, const float* v, const AttentionShape& shape,
                float scale, const AttentionOptions& opts, float* out, float* lse,

@@ -3,11 +3,12 @@
 
 #include <cstdint>
 
+#include "genai/detail/info.hpp"
 #include "genai/info.hpp"
 
 namespace genai::ref {
 
-enum class InfoOp { L1, L2Squared, Entropy, KL, CrossEntropy };
+using detail::InfoOp;
 
 // out[r] = the op over row r of p (and q for KL / cross-entropy), in `base` for the
 // logarithmic ops. No validation: that is check_distributions' job.

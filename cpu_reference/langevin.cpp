@@ -8,22 +8,6 @@
 
 namespace genai::ref {
 
-std::vector<float> pack(const LangevinTarget& t) {
-  std::vector<float> p;
-  for (float w : t.weights) p.push_back(static_cast<float>(std::log(static_cast<double>(w))));
-  p.insert(p.end(), t.means.begin(), t.means.end());
-  p.insert(p.end(), t.vars.begin(), t.vars.end());
-  p.insert(p.end(), t.chol.begin(), t.chol.end());
-  return p;
-}
-
-TargetView view(const LangevinTarget& t, const float* packed) {
-  const std::int64_t kd = t.K * t.d;
-  return {t.kind,           static_cast<int>(t.d),   static_cast<int>(t.K),
-          packed,           packed + t.K,            packed + t.K + kd,
-          packed + t.K + 2 * kd, t.height,           t.tilt};
-}
-
 namespace {
 template <class Target>
 void run_chains(const Target& target, const detail::ChainSetup& setup, float* x) {
@@ -35,7 +19,7 @@ void run_chains(const Target& target, const detail::ChainSetup& setup, float* x)
 }
 }  // namespace
 
-void langevin(const TargetView& target, const detail::ChainSetup& setup, float* x) {
+void langevin(const detail::TargetView& target, const detail::ChainSetup& setup, float* x) {
   run_chains(target, setup, x);
 }
 
@@ -47,7 +31,7 @@ void langevin(const detail::PointerTarget<HostCallable>& target, const detail::C
 void brownian_motion(float* out, std::int64_t paths, int d, std::int64_t steps, float dt,
                      std::uint64_t seed) {
   for (std::int64_t p = 0; p < paths; ++p)
-    brownian_path<double>(out + p * (steps + 1) * d, p, d, steps, dt, seed);
+    detail::brownian_path<double>(out + p * (steps + 1) * d, p, d, steps, dt, seed);
 }
 
 namespace {

@@ -1,11 +1,9 @@
-// CPU reference of the Langevin module, and the built-in targets' density code it shares with
-// the kernels.
+// CPU reference of the Langevin module: every chain in turn, in double.
 //
-// The step code is detail::run_chain (genai/langevin_chain.hpp), written once for the host
+// The step code is detail::run_chain (genai/detail/langevin_chain.hpp) and the built-in targets'
+// density code detail::TargetView (genai/detail/langevin.hpp), written once for the host
 // (T = double, the reference) and the device (T = float): the same formulas, the same Philox
-// draws, so the two follow the same paths up to rounding. Arrays are any type with operator[]
-// (plain pointers, or a strided view of device memory); D > 0 fixes the dimension at compile
-// time, D = 0 takes it from the target.
+// draws, so the two follow the same paths up to rounding.
 #pragma once
 
 #include <cmath>
@@ -13,124 +11,11 @@
 #include <vector>
 
 #include "genai/langevin.hpp"
-#include "genai/langevin_chain.hpp"
+#include "genai/detail/langevin.hpp"
+#include "genai/detail/langevin_chain.hpp"
 #include "genai/rng.hpp"
 
 namespace genai::ref {
-
-// A built-in LangevinTarget as flat pointers (host or device memory): a target of run_chain.
-struct TargetView {
-  LangevinTarget::Kind kind;
-  int d, K;
-  const float* log_weights;  // [K]
-  const float* means;        // [K x d]
-  const float* vars;         // [K x d]
-  const float* chol;         // [d x d]
-  float height, tilt;
-
-  static constexpr bool takes_pointers = false;
-  // log p(x) up to a constant (the same constant for every x), and g = grad log p(x).
-  // extra_var (the annealed sigma_i^2) is added to every variance of a diagonal Gaussian or a
-  // mixture; the Cholesky Gaussian and the double well ignore it. Mixtures use a streaming
-  // log-sum-exp: g = sum_k r_k (mu_k - x) / v_k with responsibilities r_k = softmax_k(l_k),
-  // l_k = log w_k - 1/2 sum_j ((x_j - mu_kj)^2 / v_kj + log v_kj).
-  template <class T, int D, class A, class G>
-  GENAI_HD T log_density_grad(T extra_var, const A& x, G& g) const;
-};
-
-// t's parameters as one array [log w (K) | means (K x d) | vars (K x d) | chol (d x d)], and
-// its view once that array is at `packed` (host or device).
-std::vector<float> pack(const LangevinTarget& t);
-TargetView view(const LangevinTarget& t, const float* packed);
-
-template <class T, int D, class A, class G>
-GENAI_HD T TargetView::log_density_grad(T extra_var, const A& x, G& g) const {
-  const TargetView& t = *this;
-  const int d = D > 0 ? D : t.d;
-  if (t.kind == LangevinTarget::Kind::DoubleWell) {
-    const T x0 = x[0], a = x0 * x0 - T(1);
-    T e = T(t.height) * a * a + T(t.tilt) * x0;
-    g[0] = -(T(4) * T(t.height) * a * x0 + T(t.tilt));
-    for (int j = 1; j < d; ++j) {
-      const T xj = x[j];
-      e += T(0.5) * xj * xj;
-      g[j] = -xj;
-    }
-    return -e;
-  }
-  if (t.kind == LangevinTarget::Kind::Gaussian) {  // K = 1: no log-sum-exp, constants dropped
-    T l = T(0);
-    for (int j = 0; j < d; ++j) {
-      const T v = T(t.vars[j]) + extra_var, r = T(t.means[j]) - T(x[j]);
-      l += r * r / v;
-      g[j] = r / v;
-    }
-    return T(-0.5) * l;
-  }
-  if (t.kind == LangevinTarget::Kind::GaussianCholesky) {
-    // L u = x - mu (forward), L^T w = u (backward, in place): g = -w = -Sigma^{-1} (x - mu),
-    // log p = -|u|^2 / 2.
-    T l = T(0);
-    for (int i = 0; i < d; ++i) {
-      T r = T(x[i]) - T(t.means[i]);
-      for (int k = 0; k < i; ++k) r -= T(t.chol[i * d + k]) * g[k];
-      g[i] = r / T(t.chol[i * d + i]);
-      l += g[i] * g[i];
-    }
-    for (int i = d - 1; i >= 0; --i) {
-      T r = g[i];
-      for (int k = i + 1; k < d; ++k) r -= T(t.chol[k * d + i]) * g[k];
-      g[i] = r / T(t.chol[i * d + i]);
-    }
-    for (int i = 0; i < d; ++i) g[i] = -g[i];
-    return T(-0.5) * l;
-  }
-  T m = -INFINITY, s = 0;
-  for (int j = 0; j < d; ++j) g[j] = 0;
-  for (int k = 0; k < t.K; ++k) {
-    const float* mu = t.means + static_cast<std::int64_t>(k) * d;
-    const float* var = t.vars + static_cast<std::int64_t>(k) * d;
-    T l = T(0);
-    for (int j = 0; j < d; ++j) {
-      const T v = T(var[j]) + extra_var, r = T(x[j]) - T(mu[j]);
-      l += r * r / v + log(v);
-    }
-    l = T(t.log_weights[k]) - T(0.5) * l;
-    if (l > m) {  // rescale what has been summed to the new maximum
-      const T scale = exp(m - l);
-      s *= scale;
-      for (int j = 0; j < d; ++j) g[j] *= scale;
-      m = l;
-    }
-    const T e = exp(l - m);
-    s += e;
-    for (int j = 0; j < d; ++j) g[j] += e * (T(mu[j]) - T(x[j])) / (T(var[j]) + extra_var);
-  }
-  for (int j = 0; j < d; ++j) g[j] /= s;
-  return m + log(s);
-}
-
-// Path p of brownian_motion: out_path [(steps+1) x d].
-template <class T>
-GENAI_HD void brownian_path(float* out_path, std::int64_t p, int d, std::int64_t steps, float dt,
-                            std::uint64_t seed) {
-  const std::uint64_t blocks = (static_cast<std::uint64_t>(d) + 3) / 4;
-  const T scale = sqrt(T(dt));
-  for (int j = 0; j < d; ++j) out_path[j] = 0.0f;
-  for (std::int64_t s = 0; s < steps; ++s) {
-    const float* prev = out_path + s * d;
-    float* next = out_path + (s + 1) * d;
-    for (std::uint64_t b = 0; b < blocks; ++b) {
-      const rng::Float4 z = rng::normal4(seed, rng::streams::langevin,
-                                         static_cast<std::uint64_t>(p) * blocks + b,
-                                         static_cast<std::uint32_t>(s));
-      for (int lane = 0; lane < 4; ++lane) {
-        const int j = static_cast<int>(b) * 4 + lane;
-        if (j < d) next[j] = static_cast<float>(T(prev[j]) + scale * T(z.v[lane]));
-      }
-    }
-  }
-}
 
 // A Custom target's callable as a run_chain target.
 struct HostCallable {
@@ -139,7 +24,7 @@ struct HostCallable {
 };
 
 // The reference: every chain in turn, in double.
-void langevin(const TargetView& target, const detail::ChainSetup& setup, float* x);
+void langevin(const detail::TargetView& target, const detail::ChainSetup& setup, float* x);
 void langevin(const detail::PointerTarget<HostCallable>& target, const detail::ChainSetup& setup,
               float* x);
 void brownian_motion(float* out, std::int64_t paths, int d, std::int64_t steps, float dt,

@@ -204,15 +204,6 @@ void complete_orthonormal(double* U, std::int64_t m, std::int64_t cols, std::int
 }
 
 template <class T>
-void check_finite(const char* fn, const char* arg, const T* X, std::int64_t rows,
-                  std::int64_t cols) {
-  for (std::int64_t i = 0; i < rows * cols; ++i)
-    if (!std::isfinite(X[i]))
-      detail::throw_argument(fn, arg, "entry ", i, " (row ", i / cols, ", column ", i % cols,
-                             ") is ", X[i], " (must be finite)");
-}
-
-template <class T>
 SvdReport svd(const T* X, std::int64_t m, std::int64_t n, const SvdOptions& o,
               const SvdOutputs<T>& out) {
   const std::int64_t k = std::min(m, n);
@@ -251,8 +242,5 @@ template SvdReport svd(const float*, std::int64_t, std::int64_t, const SvdOption
                        const SvdOutputs<float>&);
 template SvdReport svd(const double*, std::int64_t, std::int64_t, const SvdOptions&,
                        const SvdOutputs<double>&);
-template void check_finite(const char*, const char*, const float*, std::int64_t, std::int64_t);
-template void check_finite(const char*, const char*, const double*, std::int64_t,
-                           std::int64_t);
 
 }  // namespace genai::ref

@@ -32,10 +32,4 @@ void normalize_signs(double* U, std::int64_t m, std::int64_t ldu, double* Vt, st
 // before them: Gram-Schmidt, twice, of the canonical basis vector farthest from their span.
 void complete_orthonormal(double* U, std::int64_t m, std::int64_t cols, std::int64_t first);
 
-// Throws ArgumentError "<fn>: argument '<arg>' entry i (row r, column c) is nan ..." for the
-// first non-finite entry of X [rows x cols].
-template <class T>
-void check_finite(const char* fn, const char* arg, const T* X, std::int64_t rows,
-                  std::int64_t cols);
-
 }  // namespace genai::ref

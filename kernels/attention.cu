@@ -23,29 +23,18 @@
 #include <cmath>
 
 #include "genai/buffer.hpp"
-#include "genai/cuda_check.hpp"
 #include "kernels/attention.cuh"
 #include "kernels/attention_common.cuh"
-#include "kernels/launch.cuh"
+#include "kernels/common.cuh"
 
 namespace genai::cuda {
 namespace {
 
 constexpr int kWarps = 4;
-constexpr int kThreads = 32 * kWarps;
-constexpr int kTile = 32;  // keys per tile: one per lane
-constexpr unsigned kFull = 0xffffffffu;
+constexpr int kThreads = kWarp * kWarps;
+constexpr int kTile = kWarp;  // keys per tile: one per lane
 
 using attn::Params;
-
-__device__ float warp_max(float x) {
-  for (int o = 16; o > 0; o /= 2) x = fmaxf(x, __shfl_xor_sync(kFull, x, o));
-  return x;
-}
-__device__ float warp_sum(float x) {
-  for (int o = 16; o > 0; o /= 2) x += __shfl_xor_sync(kFull, x, o);
-  return x;
-}
 
 // Shared memory of bucket D: K tile [kTile][D + 1] (padded: lane j reads row j without bank
 // conflicts), V tile [kTile][D], one query row [D] per warp.
@@ -100,14 +89,14 @@ __global__ void __launch_bounds__(kThreads) flash_kernel(Params<float> p) {
       for (int c = 0; c < D; ++c) dot = fmaf(qs[c], ks[lane * (D + 1) + c], dot);
       s = attn::logit(p, b, h, i, j, dot);
     }
-    const float m_new = fmaxf(m, warp_max(s));
+    const float m_new = fmaxf(m, warp_reduce(s, Max{}));
     if (m_new == -INFINITY) continue;  // nothing kept so far (uniform over the warp)
     const float alpha = expf(m - m_new);  // 0 when m = -inf
     const float e = expf(s - m_new);      // 0 for a masked key
-    l = l * alpha + warp_sum(e);
+    l = l * alpha + warp_reduce(e, Sum{});
     for (int t = 0; t < kCols; ++t) acc[t] *= alpha;
     for (int jj = 0; jj < kTile; ++jj) {
-      const float w = __shfl_sync(kFull, e, jj);
+      const float w = __shfl_sync(kFullMask, e, jj);
       if (w == 0.0f) continue;  // masked keys never touch acc (their v may be garbage)
       for (int t = 0; t < kCols; ++t) acc[t] = fmaf(w, vs[jj * D + lane + 32 * t], acc[t]);
     }
@@ -129,8 +118,7 @@ __global__ void __launch_bounds__(kThreads) flash_kernel(Params<float> p) {
 template <class T>
 __global__ void weights_kernel(Params<T> p, const float* lse, float* weights) {
   const std::int64_t n = p.B * p.Hq * p.Lq * p.Lk;
-  for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; e < n;
-       e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (const std::int64_t e : grid_stride(n)) {
     const std::int64_t j = e % p.Lk, row = e / p.Lk;
     const std::int64_t i = row % p.Lq, bh = row / p.Lq;
     const std::int64_t b = bh / p.Hq, h = bh % p.Hq;
@@ -157,27 +145,25 @@ void launch_flash(const Context& ctx, const Params<float>& p) {
   if (blocks > 0x7fffffff)
     detail::throw_argument("genai::attention", "shape", "has ", blocks,
                            " row blocks, more than one launch takes");
-  flash_kernel<D><<<static_cast<unsigned>(blocks), kThreads, bytes, ctx.stream()>>>(p);
-  GENAI_LAUNCH_CHECK();
+  launch(ctx, flash_kernel<D>, static_cast<unsigned>(blocks), kThreads, bytes, p);
 }
 
 // One warp per row: max, sum of exponentials, normalise (the reference's three passes).
 __global__ void softmax_kernel(const float* x, std::int64_t rows, std::int64_t n,
                                const bool* mask, float* out) {
-  const int lane = threadIdx.x % 32;
-  for (std::int64_t r = (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x) / 32;
-       r < rows; r += static_cast<std::int64_t>(gridDim.x) * blockDim.x / 32) {
+  const int lane = threadIdx.x % kWarp;
+  for (const std::int64_t r : grid_stride(rows, kWarp)) {
     const float* xr = x + r * n;
     const bool* mr = mask ? mask + r * n : nullptr;
     float m = -INFINITY;
     for (std::int64_t j = lane; j < n; j += 32)
       if (!mr || mr[j]) m = fmaxf(m, xr[j]);
-    m = warp_max(m);
+    m = warp_reduce(m, Max{});
     float sum = 0.0f;
     if (m != -INFINITY)
       for (std::int64_t j = lane; j < n; j += 32)
         if (!mr || mr[j]) sum += expf(xr[j] - m);
-    sum = warp_sum(sum);
+    sum = warp_reduce(sum, Sum{});
     for (std::int64_t j = lane; j < n; j += 32)
       out[r * n + j] = (m == -INFINITY || (mr && !mr[j])) ? 0.0f : expf(xr[j] - m) / sum;
   }
@@ -190,8 +176,7 @@ namespace attn {
 template <class T>
 void launch_weights(const Context& ctx, const Params<T>& p, const float* lse, float* weights) {
   const std::int64_t n = p.B * p.Hq * p.Lq * p.Lk;
-  weights_kernel<T><<<grid_for(n, 256), 256, 0, ctx.stream()>>>(p, lse, weights);
-  GENAI_LAUNCH_CHECK();
+  launch(ctx, weights_kernel<T>, grid_for(n, 256), 256, 0, p, lse, weights);
 }
 
 template void launch_weights(const Context&, const Params<float>&, const float*, float*);
@@ -220,9 +205,7 @@ void attention(const Context& ctx, const float* q, const float* k, const float* 
 
 void softmax(const Context& ctx, const float* x, std::int64_t rows, std::int64_t n,
              const bool* mask, float* out) {
-  ctx.make_current();
-  softmax_kernel<<<grid_for(rows, 256 / 32), 256, 0, ctx.stream()>>>(x, rows, n, mask, out);
-  GENAI_LAUNCH_CHECK();
+  launch(ctx, softmax_kernel, grid_for(rows, 256 / kWarp), 256, 0, x, rows, n, mask, out);
 }
 
 }  // namespace genai::cuda

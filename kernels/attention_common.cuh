@@ -7,10 +7,10 @@
 
 #include <cstdint>
 
-#include "cpu_reference/attention.hpp"
 #include "genai/attention.hpp"
 #include "genai/buffer.hpp"
 #include "genai/context.hpp"
+#include "genai/detail/attention.hpp"
 
 namespace genai::cuda::attn {
 
@@ -26,7 +26,7 @@ struct Broadcast {
 };
 
 inline Broadcast broadcast_of(const void* p, const BroadcastShape& s) {
-  const ref::BroadcastStrides st = ref::broadcast_strides(s);
+  const detail::BroadcastStrides st = detail::broadcast_strides(s);
   return {p, st.b, st.h, st.i, st.j};
 }
 

@@ -41,10 +41,10 @@
 #include <cstdint>
 
 #include "genai/buffer.hpp"
-#include "genai/cuda_check.hpp"
 #include "kernels/attention.cuh"
 #include "kernels/attention_common.cuh"
 #include "kernels/attention_mma_layout.hpp"
+#include "kernels/common.cuh"
 
 namespace genai::cuda {
 namespace {
@@ -55,7 +55,6 @@ namespace ml = mma_layout;
 constexpr int kWarps = 4;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kBlockM = 16 * kWarps;  // query rows per block
-constexpr unsigned kFull = 0xffffffffu;
 constexpr float kLog2e = 1.4426950408889634f;
 
 // Keys per K/V tile: 64, or 32 at D = 256 (the O accumulator then already takes 128 registers).
@@ -255,8 +254,7 @@ __global__ void __launch_bounds__(kThreads) mma_kernel(Params<T> p, bool vec) {
       float mx = m[r];
 #pragma unroll
       for (int nb = 0; nb < kN / 8; ++nb) mx = fmaxf(mx, fmaxf(s[nb][2 * r], s[nb][2 * r + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(kFull, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(kFull, mx, 2));
+      mx = warp_reduce<4>(mx, Max{});
       const float base = mx == -INFINITY ? 0.0f : mx;
       const float alpha = exp2f((m[r] - base) * kLog2e);  // 0 while m was -inf
       const float base_log2 = base * kLog2e;
@@ -300,9 +298,7 @@ __global__ void __launch_bounds__(kThreads) mma_kernel(Params<T> p, bool vec) {
   auto* out = reinterpret_cast<std::uint16_t*>(p.out);
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    float lr = l[r];
-    lr += __shfl_xor_sync(kFull, lr, 1);
-    lr += __shfl_xor_sync(kFull, lr, 2);
+    const float lr = warp_reduce<4>(l[r], Sum{});
     const std::int64_t i = m0 + 16 * warp + lane / 4 + 8 * r;
     if (i >= p.Lq) continue;
     const std::int64_t row = bh * p.Lq + i;
@@ -323,7 +319,7 @@ __global__ void __launch_bounds__(kThreads) mma_kernel(Params<T> p, bool vec) {
 }
 
 template <class T, int D>
-void launch(const Context& ctx, const Params<T>& p, bool vec) {
+void launch_mma(const Context& ctx, const Params<T>& p, bool vec) {
   constexpr int bytes = kSmemBytes<D>;
   GENAI_CUDA_CHECK(cudaFuncSetAttribute(mma_kernel<T, D>,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
@@ -331,8 +327,7 @@ void launch(const Context& ctx, const Params<T>& p, bool vec) {
   if (blocks > 0x7fffffff)
     detail::throw_argument("genai::attention", "shape", "has ", blocks,
                            " query blocks, more than one launch takes");
-  mma_kernel<T, D><<<static_cast<unsigned>(blocks), kThreads, bytes, ctx.stream()>>>(p, vec);
-  GENAI_LAUNCH_CHECK();
+  launch(ctx, mma_kernel<T, D>, static_cast<unsigned>(blocks), kThreads, bytes, p, vec);
 }
 
 // Pub: genai::fp16 / genai::bf16, the layout twins of T = __half / __nv_bfloat16.
@@ -347,15 +342,14 @@ void attention_low(const Context& ctx, const Pub* q, const Pub* k, const Pub* v,
   const Params<T> p = attn::params_of(reinterpret_cast<const T*>(q), reinterpret_cast<const T*>(k),
                                       reinterpret_cast<const T*>(v), reinterpret_cast<T*>(out),
                                       lse, shape, scale, opts);
-  auto aligned = [](const void* ptr) { return reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0; };
-  const bool vec = shape.head_dim % 8 == 0 && aligned(q) && aligned(k) && aligned(v) &&
-                   aligned(out);
+  const bool vec = shape.head_dim % 8 == 0 && aligned16(q) && aligned16(k) && aligned16(v) &&
+                   aligned16(out);
   if (shape.head_dim <= 64)
-    launch<T, 64>(ctx, p, vec);
+    launch_mma<T, 64>(ctx, p, vec);
   else if (shape.head_dim <= 128)
-    launch<T, 128>(ctx, p, vec);
+    launch_mma<T, 128>(ctx, p, vec);
   else
-    launch<T, 256>(ctx, p, vec);
+    launch_mma<T, 256>(ctx, p, vec);
   if (weights) attn::launch_weights(ctx, p, lse, weights);
 }
 

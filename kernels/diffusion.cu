@@ -4,8 +4,8 @@
 // (row, 4 consecutive features), so the thread that draws four normals uses them. Memory-bound:
 // noising reads x0 and writes x_t (and eps, v): 8-16 bytes per element for ~10 flops and a
 // quarter of a Philox call; the aim is the device's copy bandwidth. 16-byte loads and stores when
-// d % 4 == 0 and the pointers are 16-byte aligned. The arithmetic is ref::step_element /
-// ref::noised (correctly rounded, never contracted), so GPU and CPU agree bit for bit.
+// d % 4 == 0 and the pointers are 16-byte aligned. The arithmetic is detail::step_element /
+// detail::noised (correctly rounded, never contracted), so GPU and CPU agree bit for bit.
 //
 // Mixture score: one thread per point, two passes over the K components (max of the log
 // densities, then the responsibilities and the weighted sum), accumulating in the output row.
@@ -21,50 +21,27 @@
 #include <cmath>
 
 #include "genai/buffer.hpp"
-#include "genai/cuda_check.hpp"
+#include "kernels/common.cuh"
 #include "kernels/diffusion.cuh"
-#include "kernels/launch.cuh"
 
 namespace genai::cuda {
 namespace {
 
 constexpr int kThreads = 256;
 
-std::int64_t blocks_per_row(std::int64_t d) { return (d + 3) / 4; }
-
-bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
-
-// Loads / stores four consecutive floats of a row, 16 bytes at once when `vec`.
-__device__ __forceinline__ void load4(const float* p, int count, bool vec, float (&v)[4]) {
-  if (vec) {
-    const float4 q = *reinterpret_cast<const float4*>(p);
-    v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
-  } else {
-    for (int l = 0; l < 4; ++l) v[l] = l < count ? p[l] : 0.0f;
-  }
-}
-__device__ __forceinline__ void store4(float* p, int count, bool vec, const float (&v)[4]) {
-  if (vec) {
-    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
-  } else {
-    for (int l = 0; l < count; ++l) p[l] = v[l];
-  }
-}
+std::int64_t blocks_per_row(std::int64_t d) { return ceil_div(d, 4); }
 
 // range[0] = min, range[1] = max of the timesteps: warp shuffles, one atomic pair per warp.
 __global__ void __launch_bounds__(kThreads)
     range_kernel(const std::int64_t* __restrict__ ts, std::int64_t n, long long* range) {
   long long lo = LLONG_MAX, hi = LLONG_MIN;
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (const std::int64_t i : grid_stride(n)) {
     lo = min(lo, static_cast<long long>(ts[i]));
     hi = max(hi, static_cast<long long>(ts[i]));
   }
-  for (int offset = 16; offset > 0; offset /= 2) {
-    lo = min(lo, __shfl_xor_sync(0xffffffffu, lo, offset));
-    hi = max(hi, __shfl_xor_sync(0xffffffffu, hi, offset));
-  }
-  if (threadIdx.x % 32 == 0) {
+  lo = warp_reduce(lo, Min{});
+  hi = warp_reduce(hi, Max{});
+  if (threadIdx.x % kWarp == 0) {
     atomicMin(range, lo);
     atomicMax(range + 1, hi);
   }
@@ -86,8 +63,7 @@ struct NoiseArgs {
 };
 
 __global__ void __launch_bounds__(kThreads) add_noise_kernel(NoiseArgs a) {
-  for (std::int64_t b = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-       b < a.n * a.nb; b += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (const std::int64_t b : grid_stride(a.n * a.nb)) {
     const std::int64_t row = b / a.nb, j0 = (b - row * a.nb) * 4;
     const int count = static_cast<int>(a.d - j0 < 4 ? a.d - j0 : 4);
     const std::int64_t t = a.timesteps[row], i = row * a.d + j0;
@@ -101,11 +77,11 @@ __global__ void __launch_bounds__(kThreads) add_noise_kernel(NoiseArgs a) {
                                          static_cast<std::uint64_t>(b), a.step);
       for (int l = 0; l < 4; ++l) e[l] = z.v[l];
     }
-    for (int l = 0; l < 4; ++l) out[l] = ref::noised(sa, sb, x[l], e[l]);
+    for (int l = 0; l < 4; ++l) out[l] = detail::noised(sa, sb, x[l], e[l]);
     store4(a.x_t + i, count, a.vec, out);
     if (a.eps_out) store4(a.eps_out + i, count, a.vec, e);
     if (a.v_out) {
-      for (int l = 0; l < 4; ++l) out[l] = ref::v_target(sa, sb, x[l], e[l]);
+      for (int l = 0; l < 4; ++l) out[l] = detail::v_target(sa, sb, x[l], e[l]);
       store4(a.v_out + i, count, a.vec, out);
     }
   }
@@ -114,11 +90,10 @@ __global__ void __launch_bounds__(kThreads) add_noise_kernel(NoiseArgs a) {
 // out = step_element(k, x, m, z, clip); x, m and out may alias (each thread reads its elements
 // before writing them).
 __global__ void __launch_bounds__(kThreads)
-    affine_kernel(ref::StepCoeffs k, const float* x, const float* m, std::int64_t n,
+    affine_kernel(detail::StepCoeffs k, const float* x, const float* m, std::int64_t n,
                   std::int64_t d, std::int64_t nb, std::uint64_t seed, std::uint32_t step,
                   float clip, float* out, bool vec) {
-  for (std::int64_t b = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-       b < n * nb; b += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (const std::int64_t b : grid_stride(n * nb)) {
     const std::int64_t row = b / nb, j0 = (b - row * nb) * 4, i = row * d + j0;
     const int count = static_cast<int>(d - j0 < 4 ? d - j0 : 4);
     rng::Float4 z = {{0, 0, 0, 0}};
@@ -127,7 +102,7 @@ __global__ void __launch_bounds__(kThreads)
     float xv[4], mv[4], o[4];
     load4(x + i, count, vec, xv);
     load4(m + i, count, vec, mv);
-    for (int l = 0; l < 4; ++l) o[l] = ref::step_element(k, xv[l], mv[l], z.v[l], clip);
+    for (int l = 0; l < 4; ++l) o[l] = detail::step_element(k, xv[l], mv[l], z.v[l], clip);
     store4(out + i, count, vec, o);
   }
 }
@@ -135,8 +110,7 @@ __global__ void __launch_bounds__(kThreads)
 __global__ void __launch_bounds__(kThreads)
     draw_kernel(std::int64_t n, std::int64_t d, std::int64_t nb, std::uint64_t seed,
                 std::uint32_t step, float* __restrict__ x) {
-  for (std::int64_t b = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-       b < n * nb; b += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (const std::int64_t b : grid_stride(n * nb)) {
     const std::int64_t row = b / nb, j0 = (b - row * nb) * 4;
     const rng::Float4 z =
         rng::normal4(seed, rng::streams::diffusion_sampler, static_cast<std::uint64_t>(b), step);
@@ -144,21 +118,20 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// One thread per row: ref::mse_row, as the reference.
+// One thread per row: detail::mse_row, as the reference.
 __global__ void __launch_bounds__(kThreads)
     loss_kernel(const float* __restrict__ pred, const float* __restrict__ target, std::int64_t n,
                 std::int64_t d, double g, float* __restrict__ row_loss,
                 float* __restrict__ grad) {
-  for (std::int64_t row = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-       row < n; row += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+  for (const std::int64_t row : grid_stride(n))
     row_loss[row] = static_cast<float>(
-        ref::mse_row(pred + row * d, target + row * d, d, g, grad ? grad + row * d : nullptr));
+        detail::mse_row(pred + row * d, target + row * d, d, g, grad ? grad + row * d : nullptr));
 }
 
-// ref::noised_mixture as one float table: log_c [K], center [K x d], inv_v [K x d], in that
+// detail::noised_mixture as one float table: log_c [K], center [K x d], inv_v [K x d], in that
 // order.
 std::vector<float> mixture_table(const GaussianMixture& m, double ab) {
-  const ref::NoisedMixture t = ref::noised_mixture(m, ab);
+  const detail::NoisedMixture t = detail::noised_mixture(m, ab);
   std::vector<float> table;
   table.reserve(t.log_c.size() + t.center.size() + t.inv_v.size());
   for (const auto* part : {&t.log_c, &t.center, &t.inv_v})
@@ -173,8 +146,7 @@ __global__ void __launch_bounds__(kThreads)
   const float* log_c = table;
   const float* center = table + K;
   const float* inv_v = table + K + K * d;
-  for (std::int64_t row = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-       row < n; row += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (const std::int64_t row : grid_stride(n)) {
     const float* xr = x + row * d;
     float* o = out + row * d;
     auto log_density = [&](std::int64_t k) {
@@ -201,7 +173,7 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 struct DeviceStep {
-  ref::StepCoeffs k;
+  detail::StepCoeffs k;
   float eps_scale;  // -sqrt(1 - alpha_bar_t): epsilon = eps_scale * score
   std::uint32_t t;
 };
@@ -287,7 +259,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int l = 0; l < 4; ++l) {
         const int j = 4 * q + l;
-        if (j < MaxD && j < D) xs[j] = ref::step_element(st.k, xs[j], f * acc[j], z.v[l], clip);
+        if (j < MaxD && j < D) xs[j] = detail::step_element(st.k, xs[j], f * acc[j], z.v[l], clip);
       }
     }
     if (keep_every > 0 && (i + 1) % keep_every == 0) {
@@ -310,8 +282,7 @@ void timestep_range(const Context& ctx, const std::int64_t* timesteps, std::int6
                     std::int64_t& lo, std::int64_t& hi) {
   const std::vector<long long> init = {LLONG_MAX, LLONG_MIN};
   Buffer<long long> range(ctx, std::span<const long long>(init));
-  range_kernel<<<grid_for(n, kThreads), kThreads, 0, ctx.stream()>>>(timesteps, n, range.data());
-  GENAI_LAUNCH_CHECK();
+  launch(ctx, range_kernel, grid_for(n, kThreads), kThreads, 0, timesteps, n, range.data());
   const auto h = range.to_host();
   lo = h[0];
   hi = h[1];
@@ -324,39 +295,43 @@ void add_noise(const Context& ctx, const std::vector<float>& sa, const std::vect
   const bool vec = d % 4 == 0 && aligned16(x0) && aligned16(x_t) &&
                    (!o.noise || aligned16(o.noise)) && (!o.eps_out || aligned16(o.eps_out)) &&
                    (!o.v_out || aligned16(o.v_out));
-  const NoiseArgs a{x0,      timesteps, dsa.data(), dsb.data(), o.noise,
-                    x_t,     o.eps_out, o.v_out,    n,          d,
-                    blocks_per_row(d),  o.seed,     o.step,     vec};
-  add_noise_kernel<<<grid_for(n * a.nb, kThreads), kThreads, 0, ctx.stream()>>>(a);
-  GENAI_LAUNCH_CHECK();
+  const NoiseArgs a{.x0 = x0,
+                    .timesteps = timesteps,
+                    .sa = dsa.data(),
+                    .sb = dsb.data(),
+                    .noise = o.noise,
+                    .x_t = x_t,
+                    .eps_out = o.eps_out,
+                    .v_out = o.v_out,
+                    .n = n,
+                    .d = d,
+                    .nb = blocks_per_row(d),
+                    .seed = o.seed,
+                    .step = o.step,
+                    .vec = vec};
+  launch(ctx, add_noise_kernel, grid_for(n * a.nb, kThreads), kThreads, 0, a);
 }
 
-void affine_step(const Context& ctx, const ref::StepCoeffs& k, const float* x, const float* m,
+void affine_step(const Context& ctx, const detail::StepCoeffs& k, const float* x, const float* m,
                  std::int64_t n, std::int64_t d, std::uint64_t seed, std::uint32_t step,
                  float clip, float* out) {
   const std::int64_t nb = blocks_per_row(d);
   const bool vec = d % 4 == 0 && aligned16(x) && aligned16(m) && aligned16(out);
-  ctx.make_current();
-  affine_kernel<<<grid_for(n * nb, kThreads), kThreads, 0, ctx.stream()>>>(k, x, m, n, d, nb, seed,
-                                                                           step, clip, out, vec);
-  GENAI_LAUNCH_CHECK();
+  launch(ctx, affine_kernel, grid_for(n * nb, kThreads), kThreads, 0, k, x, m, n, d, nb, seed, step,
+         clip, out, vec);
 }
 
 void draw_sampler_noise(const Context& ctx, std::int64_t n, std::int64_t d, std::uint64_t seed,
                         std::uint32_t step, float* x) {
   const std::int64_t nb = blocks_per_row(d);
-  ctx.make_current();
-  draw_kernel<<<grid_for(n * nb, kThreads), kThreads, 0, ctx.stream()>>>(n, d, nb, seed, step, x);
-  GENAI_LAUNCH_CHECK();
+  launch(ctx, draw_kernel, grid_for(n * nb, kThreads), kThreads, 0, n, d, nb, seed, step, x);
 }
 
 void eps_mse_loss(const Context& ctx, const float* pred, const float* target, std::int64_t n,
                   std::int64_t d, float* row_loss, float* grad) {
   const double g = 2.0 / (static_cast<double>(n) * static_cast<double>(d));
-  ctx.make_current();
-  loss_kernel<<<grid_for(n, kThreads), kThreads, 0, ctx.stream()>>>(pred, target, n, d, g,
-                                                                    row_loss, grad);
-  GENAI_LAUNCH_CHECK();
+  launch(ctx, loss_kernel, grid_for(n, kThreads), kThreads, 0, pred, target, n, d, g, row_loss,
+         grad);
 }
 
 void mixture_score(const Context& ctx, const GaussianMixture& m, double alpha_bar,
@@ -374,9 +349,8 @@ void mixture_score(const Context& ctx, const GaussianMixture& m, double alpha_ba
     detail::copy_bytes(ctx, x_copy.data(), Device::CUDA, x, Device::CUDA, bytes);
     x = x_copy.data();
   }
-  mixture_kernel<<<grid_for(n, kThreads), kThreads, 0, ctx.stream()>>>(
-      dt.data(), m.K, m.d, x, n, static_cast<float>(scale), out);
-  GENAI_LAUNCH_CHECK();
+  launch(ctx, mixture_kernel, grid_for(n, kThreads), kThreads, 0, dt.data(), m.K, m.d, x, n,
+         static_cast<float>(scale), out);
 }
 
 void sample_mixture_fused(const Context& ctx, const GaussianMixture& m,
@@ -392,25 +366,23 @@ void sample_mixture_fused(const Context& ctx, const GaussianMixture& m,
   }
   Buffer<float> dtables(ctx, std::span<const float>(tables));
   Buffer<DeviceStep> dsteps(ctx, std::span<const DeviceStep>(ds));
-  const unsigned grid = static_cast<unsigned>((n + kThreads - 1) / kThreads);
+  const auto grid = static_cast<unsigned>(ceil_div(n, kThreads));
   const int K = static_cast<int>(m.K), d = static_cast<int>(m.d);
   const int nsteps = static_cast<int>(steps.size());
   const std::size_t smem = fused_table_bytes(m.d, m.K);
-  auto launch = [&](auto kernel) {
-    kernel<<<grid, kThreads, smem, ctx.stream()>>>(dtables.data(), K, d, dsteps.data(), nsteps,
-                                                   seed, initial_step, draw_initial, clip,
-                                                   keep_every, intermediates, x, n);
-    GENAI_LAUNCH_CHECK();
+  auto run = [&](auto kernel) {
+    launch(ctx, kernel, grid, kThreads, smem, dtables.data(), K, d, dsteps.data(), nsteps, seed,
+           initial_step, draw_initial, clip, keep_every, intermediates, x, n);
   };
   switch (d) {
-    case 1: return launch(fused_kernel<1>);
-    case 2: return launch(fused_kernel<2>);
-    case 3: return launch(fused_kernel<3>);
-    case 4: return launch(fused_kernel<4>);
+    case 1: return run(fused_kernel<1>);
+    case 2: return run(fused_kernel<2>);
+    case 3: return run(fused_kernel<3>);
+    case 4: return run(fused_kernel<4>);
     default:
-      if (d <= 8) return launch(fused_kernel<8>);
-      if (d <= 16) return launch(fused_kernel<16>);
-      return launch(fused_kernel<32>);
+      if (d <= 8) return run(fused_kernel<8>);
+      if (d <= 16) return run(fused_kernel<16>);
+      return run(fused_kernel<32>);
   }
 }
 

@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "cpu_reference/diffusion.hpp"
 #include "genai/context.hpp"
+#include "genai/detail/diffusion.hpp"
 #include "genai/diffusion.hpp"
 
 namespace genai::cuda {
@@ -26,7 +26,7 @@ inline bool fused_supported(std::int64_t d, std::int64_t K) {
 
 // One step of a fused run: its coefficients, alpha_bar_t and the Philox step (= t).
 struct FusedStep {
-  ref::StepCoeffs k;
+  detail::StepCoeffs k;
   double alpha_bar;
   std::uint32_t t;
 };
@@ -34,11 +34,11 @@ struct FusedStep {
 // The smallest and largest of n device timesteps (one pass, one synchronisation).
 void timestep_range(const Context& ctx, const std::int64_t* timesteps, std::int64_t n,
                     std::int64_t& lo, std::int64_t& hi);
-// ref::add_noise on device pointers; sa, sb are the host tables sqrt(ab), sqrt(1 - ab).
+// genai::add_noise on device pointers; sa, sb are the host tables sqrt(ab), sqrt(1 - ab).
 void add_noise(const Context& ctx, const std::vector<float>& sa, const std::vector<float>& sb,
                const float* x0, const std::int64_t* timesteps, std::int64_t n, std::int64_t d,
                float* x_t, const NoiseOptions& o);
-void affine_step(const Context& ctx, const ref::StepCoeffs& k, const float* x, const float* m,
+void affine_step(const Context& ctx, const detail::StepCoeffs& k, const float* x, const float* m,
                  std::int64_t n, std::int64_t d, std::uint64_t seed, std::uint32_t step,
                  float clip, float* out);
 void draw_sampler_noise(const Context& ctx, std::int64_t n, std::int64_t d, std::uint64_t seed,

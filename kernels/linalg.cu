@@ -10,6 +10,13 @@
 // column-major U_X [m x .] and V_X [n x .] is then contiguous: u_i and v_i. The row-major output
 // U [m x uc] is a transposing copy of U_X; the row-major Vt [vr x n] has exactly the memory
 // layout of the column-major V_X [n x vr], so it is a plain copy of its first vr columns.
+//
+// Bound. The factorisations are cuSOLVER's and compute-bound: about 4 m n^2 + 8 n^3 flops for
+// gesvd with vectors (m >= n), a few sweeps of 2 m n^2 flops for Jacobi, 2 m n (k + p) per pass
+// for the randomized method, m n^2 + 9 n^3 for Gram (syrk + syevd + one GEMM). The kernels here
+// are layout changes and the sign rule: one read and one write per element, aimed at the
+// device's copy bandwidth; next to a factorisation they move O(m n) bytes for O(m n^2) flops.
+// The measured balance is in profiling/NOTES.md.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cusolverDn.h>
@@ -21,12 +28,14 @@
 #include <vector>
 
 #include "genai/buffer.hpp"
-#include "genai/cuda_check.hpp"
-#include "kernels/launch.cuh"
+#include "kernels/common.cuh"
+#include "kernels/cusolver_bindings.cuh"
 #include "kernels/linalg.cuh"
 
 namespace genai::cuda {
 namespace {
+
+using namespace bindings;
 
 constexpr int kThreads = 256;
 
@@ -40,8 +49,7 @@ __global__ void to_row_major_kernel(const T* __restrict__ in, std::int64_t ld,
                                     std::int64_t rows, std::int64_t cols,
                                     std::int64_t out_stride, std::int64_t batch) {
   const std::int64_t per = rows * cols, total = per * batch;
-  for (std::int64_t t = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-       t < total; t += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (const std::int64_t t : grid_stride(total)) {
     const std::int64_t b = t / per, e = t % per, i = e / cols, j = e % cols;
     out[b * out_stride + e] = in[b * in_stride + i + j * ld];
   }
@@ -53,8 +61,7 @@ template <class T>
 __global__ void copy_columns_kernel(const T* __restrict__ in, T* __restrict__ out,
                                     std::int64_t rows, std::int64_t cols, bool reverse,
                                     const T* __restrict__ scale) {
-  for (std::int64_t t = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-       t < rows * cols; t += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (const std::int64_t t : grid_stride(rows * cols)) {
     const std::int64_t i = t % rows, j = t / rows, src = reverse ? cols - 1 - j : j;
     out[t] = in[i + src * rows] * (scale ? scale[j] : T(1));
   }
@@ -110,14 +117,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-template <class T>
-__global__ void first_non_finite_kernel(const T* __restrict__ X, std::int64_t count,
-                                        unsigned long long* first) {
-  for (std::int64_t t = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-       t < count; t += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
-    if (!isfinite(X[t])) atomicMin(first, static_cast<unsigned long long>(t));
-}
-
 // ---- launchers and typed wrappers ------------------------------------------------------------
 
 template <class T>
@@ -126,17 +125,15 @@ void to_row_major(const Context& ctx, const T* in, std::int64_t ld, std::int64_t
                   std::int64_t batch) {
   const std::int64_t total = rows * cols * batch;
   if (total == 0) return;
-  to_row_major_kernel<<<grid_for(total, kThreads), kThreads, 0, ctx.stream()>>>(
-      in, ld, in_stride, out, rows, cols, out_stride, batch);
-  GENAI_LAUNCH_CHECK();
+  launch(ctx, to_row_major_kernel<T>, grid_for(total, kThreads), kThreads, 0, in, ld, in_stride,
+         out, rows, cols, out_stride, batch);
 }
 
 template <class T>
 void copy_columns(const Context& ctx, const T* in, T* out, std::int64_t rows, std::int64_t cols,
                   bool reverse, const T* scale) {
-  copy_columns_kernel<<<grid_for(rows * cols, kThreads), kThreads, 0, ctx.stream()>>>(
-      in, out, rows, cols, reverse, scale);
-  GENAI_LAUNCH_CHECK();
+  launch(ctx, copy_columns_kernel<T>, grid_for(rows * cols, kThreads), kThreads, 0, in, out, rows,
+         cols, reverse, scale);
 }
 
 template <class T>
@@ -158,177 +155,6 @@ template <class T>
 const char* driver_name(const char* f32, const char* f64) {
   return std::is_same_v<T, float> ? f32 : f64;
 }
-
-// cuSOLVER and cuBLAS by type.
-cusolverStatus_t gesvd_lwork(cusolverDnHandle_t h, int m, int n, int* lw, const float*) {
-  return cusolverDnSgesvd_bufferSize(h, m, n, lw);
-}
-cusolverStatus_t gesvd_lwork(cusolverDnHandle_t h, int m, int n, int* lw, const double*) {
-  return cusolverDnDgesvd_bufferSize(h, m, n, lw);
-}
-cusolverStatus_t gesvd(cusolverDnHandle_t h, signed char ju, signed char jv, int m, int n,
-                       float* A, int lda, float* S, float* U, int ldu, float* VT, int ldvt,
-                       float* w, int lw, float* rw, int* info) {
-  return cusolverDnSgesvd(h, ju, jv, m, n, A, lda, S, U, ldu, VT, ldvt, w, lw, rw, info);
-}
-cusolverStatus_t gesvd(cusolverDnHandle_t h, signed char ju, signed char jv, int m, int n,
-                       double* A, int lda, double* S, double* U, int ldu, double* VT, int ldvt,
-                       double* w, int lw, double* rw, int* info) {
-  return cusolverDnDgesvd(h, ju, jv, m, n, A, lda, S, U, ldu, VT, ldvt, w, lw, rw, info);
-}
-cusolverStatus_t gesvdj_lwork(cusolverDnHandle_t h, cusolverEigMode_t jz, int econ, int m,
-                              int n, const float* A, int lda, const float* S, const float* U,
-                              int ldu, const float* V, int ldv, int* lw, gesvdjInfo_t p) {
-  return cusolverDnSgesvdj_bufferSize(h, jz, econ, m, n, A, lda, S, U, ldu, V, ldv, lw, p);
-}
-cusolverStatus_t gesvdj_lwork(cusolverDnHandle_t h, cusolverEigMode_t jz, int econ, int m,
-                              int n, const double* A, int lda, const double* S,
-                              const double* U, int ldu, const double* V, int ldv, int* lw,
-                              gesvdjInfo_t p) {
-  return cusolverDnDgesvdj_bufferSize(h, jz, econ, m, n, A, lda, S, U, ldu, V, ldv, lw, p);
-}
-cusolverStatus_t gesvdj(cusolverDnHandle_t h, cusolverEigMode_t jz, int econ, int m, int n,
-                        float* A, int lda, float* S, float* U, int ldu, float* V, int ldv,
-                        float* w, int lw, int* info, gesvdjInfo_t p) {
-  return cusolverDnSgesvdj(h, jz, econ, m, n, A, lda, S, U, ldu, V, ldv, w, lw, info, p);
-}
-cusolverStatus_t gesvdj(cusolverDnHandle_t h, cusolverEigMode_t jz, int econ, int m, int n,
-                        double* A, int lda, double* S, double* U, int ldu, double* V, int ldv,
-                        double* w, int lw, int* info, gesvdjInfo_t p) {
-  return cusolverDnDgesvdj(h, jz, econ, m, n, A, lda, S, U, ldu, V, ldv, w, lw, info, p);
-}
-cusolverStatus_t gesvdj_batched_lwork(cusolverDnHandle_t h, cusolverEigMode_t jz, int m, int n,
-                                      const float* A, int lda, const float* S, const float* U,
-                                      int ldu, const float* V, int ldv, int* lw,
-                                      gesvdjInfo_t p, int batch) {
-  return cusolverDnSgesvdjBatched_bufferSize(h, jz, m, n, A, lda, S, U, ldu, V, ldv, lw, p,
-                                             batch);
-}
-cusolverStatus_t gesvdj_batched_lwork(cusolverDnHandle_t h, cusolverEigMode_t jz, int m, int n,
-                                      const double* A, int lda, const double* S,
-                                      const double* U, int ldu, const double* V, int ldv,
-                                      int* lw, gesvdjInfo_t p, int batch) {
-  return cusolverDnDgesvdjBatched_bufferSize(h, jz, m, n, A, lda, S, U, ldu, V, ldv, lw, p,
-                                             batch);
-}
-cusolverStatus_t gesvdj_batched(cusolverDnHandle_t h, cusolverEigMode_t jz, int m, int n,
-                                float* A, int lda, float* S, float* U, int ldu, float* V,
-                                int ldv, float* w, int lw, int* info, gesvdjInfo_t p,
-                                int batch) {
-  return cusolverDnSgesvdjBatched(h, jz, m, n, A, lda, S, U, ldu, V, ldv, w, lw, info, p,
-                                  batch);
-}
-cusolverStatus_t gesvdj_batched(cusolverDnHandle_t h, cusolverEigMode_t jz, int m, int n,
-                                double* A, int lda, double* S, double* U, int ldu, double* V,
-                                int ldv, double* w, int lw, int* info, gesvdjInfo_t p,
-                                int batch) {
-  return cusolverDnDgesvdjBatched(h, jz, m, n, A, lda, S, U, ldu, V, ldv, w, lw, info, p,
-                                  batch);
-}
-cusolverStatus_t syevd_lwork(cusolverDnHandle_t h, int n, const float* A, const float* W,
-                             int* lw) {
-  return cusolverDnSsyevd_bufferSize(h, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, n, A,
-                                     n, W, lw);
-}
-cusolverStatus_t syevd_lwork(cusolverDnHandle_t h, int n, const double* A, const double* W,
-                             int* lw) {
-  return cusolverDnDsyevd_bufferSize(h, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, n, A,
-                                     n, W, lw);
-}
-cusolverStatus_t syevd(cusolverDnHandle_t h, int n, float* A, float* W, float* w, int lw,
-                       int* info) {
-  return cusolverDnSsyevd(h, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, n, A, n, W, w,
-                          lw, info);
-}
-cusolverStatus_t syevd(cusolverDnHandle_t h, int n, double* A, double* W, double* w, int lw,
-                       int* info) {
-  return cusolverDnDsyevd(h, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, n, A, n, W, w,
-                          lw, info);
-}
-cusolverStatus_t geqrf_lwork(cusolverDnHandle_t h, int m, int n, float* A, int lda, int* lw) {
-  return cusolverDnSgeqrf_bufferSize(h, m, n, A, lda, lw);
-}
-cusolverStatus_t geqrf_lwork(cusolverDnHandle_t h, int m, int n, double* A, int lda, int* lw) {
-  return cusolverDnDgeqrf_bufferSize(h, m, n, A, lda, lw);
-}
-cusolverStatus_t geqrf(cusolverDnHandle_t h, int m, int n, float* A, int lda, float* tau,
-                       float* w, int lw, int* info) {
-  return cusolverDnSgeqrf(h, m, n, A, lda, tau, w, lw, info);
-}
-cusolverStatus_t geqrf(cusolverDnHandle_t h, int m, int n, double* A, int lda, double* tau,
-                       double* w, int lw, int* info) {
-  return cusolverDnDgeqrf(h, m, n, A, lda, tau, w, lw, info);
-}
-cusolverStatus_t orgqr_lwork(cusolverDnHandle_t h, int m, int n, int k, const float* A, int lda,
-                             const float* tau, int* lw) {
-  return cusolverDnSorgqr_bufferSize(h, m, n, k, A, lda, tau, lw);
-}
-cusolverStatus_t orgqr_lwork(cusolverDnHandle_t h, int m, int n, int k, const double* A,
-                             int lda, const double* tau, int* lw) {
-  return cusolverDnDorgqr_bufferSize(h, m, n, k, A, lda, tau, lw);
-}
-cusolverStatus_t orgqr(cusolverDnHandle_t h, int m, int n, int k, float* A, int lda,
-                       const float* tau, float* w, int lw, int* info) {
-  return cusolverDnSorgqr(h, m, n, k, A, lda, tau, w, lw, info);
-}
-cusolverStatus_t orgqr(cusolverDnHandle_t h, int m, int n, int k, double* A, int lda,
-                       const double* tau, double* w, int lw, int* info) {
-  return cusolverDnDorgqr(h, m, n, k, A, lda, tau, w, lw, info);
-}
-cublasStatus_t syrk_t(cublasHandle_t h, int n, int k, const float* A, int lda, float* C,
-                      int ldc) {
-  const float one = 1, zero = 0;
-  return cublasSsyrk(h, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T, n, k, &one, A, lda, &zero, C, ldc);
-}
-cublasStatus_t syrk_t(cublasHandle_t h, int n, int k, const double* A, int lda, double* C,
-                      int ldc) {
-  const double one = 1, zero = 0;
-  return cublasDsyrk(h, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T, n, k, &one, A, lda, &zero, C, ldc);
-}
-cublasStatus_t gemm_nn(cublasHandle_t h, int m, int n, int k, const float* A, int lda,
-                       const float* B, int ldb, float* C, int ldc) {
-  const float one = 1, zero = 0;
-  return cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, A, lda, B, ldb, &zero, C, ldc);
-}
-cublasStatus_t gemm_nn(cublasHandle_t h, int m, int n, int k, const double* A, int lda,
-                       const double* B, int ldb, double* C, int ldc) {
-  const double one = 1, zero = 0;
-  return cublasDgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, A, lda, B, ldb, &zero, C, ldc);
-}
-
-// Throws unless every devInfo is 0 (non-convergence included: callers that handle it check
-// first).
-void require_info_zero(const std::vector<int>& info, const char* driver) {
-  for (std::size_t b = 0; b < info.size(); ++b)
-    if (info[b] != 0)
-      throw Error(detail::concat("genai::svd: ", driver, " failed (devInfo ", info[b],
-                                 info.size() > 1 ? detail::concat(" for matrix ", b) : "", ")"));
-}
-
-// Elements to allocate for a legacy (32-bit) cuSOLVER *_bufferSize answer. A negative lwork is an
-// int overflow inside the query (cupy/cupy#2351): refuse rather than under-allocate the workspace.
-std::size_t workspace_elems(int lwork, const char* query) {
-  if (lwork < 0)
-    throw Error(detail::concat("genai::svd: ", query, " returned a negative workspace size (",
-                               lwork, "): the matrix is too large for the 32-bit cuSOLVER API"));
-  return static_cast<std::size_t>(std::max(1, lwork));
-}
-
-struct GesvdjParams {
-  gesvdjInfo_t p = nullptr;
-  GesvdjParams() { GENAI_CUSOLVER_CHECK(cusolverDnCreateGesvdjInfo(&p)); }
-  ~GesvdjParams() { cusolverDnDestroyGesvdjInfo(p); }
-  GesvdjParams(const GesvdjParams&) = delete;
-  GesvdjParams& operator=(const GesvdjParams&) = delete;
-};
-
-struct DnParams {
-  cusolverDnParams_t p = nullptr;
-  DnParams() { GENAI_CUSOLVER_CHECK(cusolverDnCreateParams(&p)); }
-  ~DnParams() { cusolverDnDestroyParams(p); }
-  DnParams(const DnParams&) = delete;
-  DnParams& operator=(const DnParams&) = delete;
-};
 
 // ---- one matrix ------------------------------------------------------------------------------
 
@@ -519,9 +345,8 @@ void write_outputs(const Context& ctx, std::int64_t batch, std::int64_t m, std::
   const std::int64_t uc = o.full ? m : r, vr = o.full ? n : r;
   if (out.U || out.Vt) {
     const auto blocks = static_cast<unsigned>(std::min<std::int64_t>(pairs * batch, 65535));
-    normalize_signs_kernel<<<blocks, kThreads, 0, ctx.stream()>>>(UX, m, ux_stride, VX, n,
-                                                                  vx_stride, pairs, batch);
-    GENAI_LAUNCH_CHECK();
+    launch(ctx, normalize_signs_kernel<T>, blocks, kThreads, 0, UX, m, ux_stride, VX, n,
+           vx_stride, pairs, batch);
   }
   copy_2d(ctx, out.S, r, S, s_stride, r, batch);
   if (out.U) to_row_major(ctx, UX, m, ux_stride, out.U, m, uc, m * uc, batch);
@@ -610,6 +435,7 @@ SvdReport svd_batched_jacobi(const Context& ctx, const T* X, std::int64_t batch,
 template <class T>
 SvdReport svd(const Context& ctx, const T* X, std::int64_t batch, std::int64_t m,
               std::int64_t n, const SvdOptions& o, const SvdOutputs<T>& out) {
+  ctx.make_current();  // the handles and every allocation below belong to ctx's device
   const std::int64_t r = o.k > 0 ? o.k : std::min(m, n);
   const std::int64_t uc = o.full ? m : r, vr = o.full ? n : r;
   if (o.method == SvdMethod::batched_jacobi) {
@@ -646,30 +472,9 @@ SvdReport svd(const Context& ctx, const T* X, std::int64_t batch, std::int64_t m
   return total;
 }
 
-template <class T>
-void check_finite(const Context& ctx, const char* fn, const char* arg, const T* X,
-                  std::int64_t count, std::int64_t cols) {
-  Buffer<unsigned long long> first(ctx, 1);
-  first.fill_bytes(0xFF);
-  first_non_finite_kernel<<<grid_for(count, kThreads), kThreads, 0, ctx.stream()>>>(
-      X, count, first.data());
-  GENAI_LAUNCH_CHECK();
-  const unsigned long long i = first.to_host()[0];
-  if (i == ~0ull) return;
-  T v;
-  detail::copy_bytes(ctx, &v, Device::CPU, X + i, Device::CUDA, sizeof(T));
-  const auto e = static_cast<std::int64_t>(i);
-  detail::throw_argument(fn, arg, "entry ", e, " (row ", e / cols, ", column ", e % cols,
-                         ") is ", v, " (must be finite)");
-}
-
 template SvdReport svd(const Context&, const float*, std::int64_t, std::int64_t, std::int64_t,
                        const SvdOptions&, const SvdOutputs<float>&);
 template SvdReport svd(const Context&, const double*, std::int64_t, std::int64_t, std::int64_t,
                        const SvdOptions&, const SvdOutputs<double>&);
-template void check_finite(const Context&, const char*, const char*, const float*,
-                           std::int64_t, std::int64_t);
-template void check_finite(const Context&, const char*, const char*, const double*,
-                           std::int64_t, std::int64_t);
 
 }  // namespace genai::cuda

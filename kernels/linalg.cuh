@@ -14,9 +14,4 @@ template <class T>
 SvdReport svd(const Context& ctx, const T* X, std::int64_t batch, std::int64_t m,
               std::int64_t n, const SvdOptions& options, const SvdOutputs<T>& out);
 
-// As ref::check_finite (same message), on device data X [count] with rows of `cols` entries.
-template <class T>
-void check_finite(const Context& ctx, const char* fn, const char* arg, const T* X,
-                  std::int64_t count, std::int64_t cols);
-
 }  // namespace genai::cuda

@@ -3,8 +3,7 @@
 // device (a write-only stream); 16-byte stores when the output is 16-byte aligned.
 #include <cuda_runtime.h>
 
-#include "genai/cuda_check.hpp"
-#include "kernels/launch.cuh"
+#include "kernels/common.cuh"
 #include "kernels/rng.cuh"
 
 namespace genai::cuda {
@@ -32,17 +31,11 @@ struct NormalMap {
 
 template <class Map>
 __global__ void fill_kernel(float* __restrict__ out, std::int64_t n, RngKey key, Map map,
-                            bool aligned16) {
-  const std::int64_t blocks = (n + 3) / 4;
-  for (std::int64_t b = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-       b < blocks; b += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+                            bool vec) {
+  for (const std::int64_t b : grid_stride(ceil_div(n, 4))) {
     const rng::Float4 r = map(key.seed, key.stream, static_cast<std::uint64_t>(b), key.step);
-    const std::int64_t i = b * 4;
-    if (aligned16 && i + 4 <= n) {
-      reinterpret_cast<float4*>(out)[b] = make_float4(r.v[0], r.v[1], r.v[2], r.v[3]);
-    } else {
-      for (int lane = 0; lane < 4 && i + lane < n; ++lane) out[i + lane] = r.v[lane];
-    }
+    const int count = static_cast<int>(min(std::int64_t{4}, n - 4 * b));
+    store4(out + 4 * b, count, vec && count == 4, r.v);
   }
 }
 
@@ -50,11 +43,8 @@ template <class Map>
 void launch_fill(const Context& ctx, float* out, std::int64_t n, RngKey key, Map map) {
   if (n == 0) return;
   constexpr int kThreads = 256;
-  const bool aligned16 = reinterpret_cast<std::uintptr_t>(out) % 16 == 0;
-  ctx.make_current();
-  fill_kernel<<<grid_for((n + 3) / 4, kThreads), kThreads, 0, ctx.stream()>>>(out, n, key, map,
-                                                                              aligned16);
-  GENAI_LAUNCH_CHECK();
+  launch(ctx, fill_kernel<Map>, grid_for(ceil_div(n, 4), kThreads), kThreads, 0, out, n, key, map,
+         aligned16(out));
 }
 
 }  // namespace

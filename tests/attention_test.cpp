@@ -17,6 +17,7 @@
 
 #include "cpu_reference/attention.hpp"
 #include "genai/attention.hpp"
+#include "genai/detail/attention.hpp"
 #include "genai/dtype.hpp"
 #include "kernels/attention_mma_layout.hpp"
 #include "test_util.hpp"
@@ -572,7 +573,7 @@ double half_ulp(double r) {
 
 // kept(b, h, i, j) and bias(b, h, i, j) of a set of options (causal, key lengths, mask, bias).
 Pred kept_of(const AttentionShape& s, const AttentionOptions& o) {
-  const ref::BroadcastStrides ms = ref::broadcast_strides(o.mask_shape);
+  const detail::BroadcastStrides ms = detail::broadcast_strides(o.mask_shape);
   return [=](std::int64_t b, std::int64_t h, std::int64_t i, std::int64_t j) {
     if (o.key_lengths && j >= o.key_lengths[b]) return false;
     if (o.causal && j > i + s.k_len - s.q_len) return false;
@@ -581,7 +582,7 @@ Pred kept_of(const AttentionShape& s, const AttentionOptions& o) {
 }
 Bias bias_of(const AttentionOptions& o) {
   if (!o.bias) return nullptr;
-  const ref::BroadcastStrides bs = ref::broadcast_strides(o.bias_shape);
+  const detail::BroadcastStrides bs = detail::broadcast_strides(o.bias_shape);
   return [=](std::int64_t b, std::int64_t h, std::int64_t i, std::int64_t j) {
     return double(o.bias[b * bs.b + h * bs.h + i * bs.i + j * bs.j]);
   };

@@ -98,8 +98,8 @@ TEST(Langevin, TargetGradientsMatchFiniteDifferences) {
       LangevinTarget::double_well(3, 1.5f, 0.3f)};
   const auto xs = test::normals(30, 5);
   for (const auto& t : targets) {
-    const auto packed = ref::pack(t);
-    const ref::TargetView v = ref::view(t, packed.data());
+    const auto packed = detail::pack(t);
+    const detail::TargetView v = detail::view(t, packed.data());
     for (int i = 0; i + t.d <= 30; i += static_cast<int>(t.d)) {
       std::vector<double> x(xs.begin() + i, xs.begin() + i + t.d), g(t.d), scratch(t.d);
       v.log_density_grad<double, 0>(0.25, x.data(), g);
@@ -696,7 +696,7 @@ std::int64_t total_steps(const LangevinOptions& o) {
   return o.steps * (o.method == LangevinMethod::Annealed ? o.anneal.levels : 1);
 }
 
-// The kernels' code path -- ref::run_chain in float -- run on the host.
+// The kernels' code path -- detail::run_chain in float -- run on the host.
 Outputs float_path(const LangevinTarget& target, std::vector<float> x, std::int64_t chains,
                    const LangevinOptions& o) {
   const int d = static_cast<int>(target.d);
@@ -704,8 +704,8 @@ Outputs float_path(const LangevinTarget& target, std::vector<float> x, std::int6
   Outputs out{std::move(x), std::vector<float>(records * chains * d, NAN), {}, {}, {}};
   if (o.moments) out.mean = out.var = std::vector<float>(chains * d, NAN);
   if (o.method == LangevinMethod::MALA) out.accepted.assign(chains, -1);
-  const auto packed = ref::pack(target);
-  const ref::TargetView view = ref::view(target, packed.data());
+  const auto packed = detail::pack(target);
+  const detail::TargetView view = detail::view(target, packed.data());
   const detail::ChainSetup s{o.method, o.step_size, o.beta, o.steps,
                           static_cast<int>(o.method == LangevinMethod::Annealed ? o.anneal.levels : 1),
                           o.anneal.sigma_first, o.anneal.sigma_last, o.seed, o.first_step, chains, d,

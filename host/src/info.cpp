@@ -3,7 +3,10 @@
 
 #include <cmath>
 
+#include <vector>
+
 #include "cpu_reference/info.hpp"
+#include "genai/buffer.hpp"
 #include "genai/nvtx.hpp"
 #if GENAI_WITH_CUDA
 #include "kernels/info.cuh"
@@ -12,12 +15,21 @@
 namespace genai {
 namespace {
 
-using ref::InfoOp;
+using detail::InfoOp;
+
+#if GENAI_WITH_CUDA
+// Row `row` of a [rows x K] device array, on the host.
+std::vector<float> host_row(const Context& ctx, const float* a, std::int64_t row, std::int64_t K) {
+  std::vector<float> h(K);
+  detail::copy_bytes(ctx, h.data(), Device::CPU, a + row * K, Device::CUDA, K * sizeof(float));
+  return h;
+}
+#endif
 
 void run(const char* fn, InfoOp op, const Context& ctx, const float* p, const float* q,
          std::int64_t rows, std::int64_t K, float* out, const InfoOptions& opts) {
   GENAI_NVTX_RANGE(fn);
-  const bool two_inputs = op == InfoOp::KL || op == InfoOp::CrossEntropy;
+  const bool two_inputs = detail::info_uses_q(op);
   const bool distributions = op == InfoOp::Entropy || two_inputs;
   const char* x_name = distributions ? "p" : "x";
   detail::require_at_least(fn, "rows", rows, 0);
@@ -31,9 +43,18 @@ void run(const char* fn, InfoOp op, const Context& ctx, const float* p, const fl
   detail::require_not_null(fn, "out", out);
   const bool validate = distributions && opts.validate;
 #if GENAI_WITH_CUDA
-  if (ctx.is_cuda())
-    return cuda::info_rows(ctx, fn, op, p, two_inputs ? q : nullptr, rows, K, opts.base,
-                           validate, opts.sum_tolerance, out);
+  if (ctx.is_cuda()) {
+    const std::int64_t row = cuda::info_rows(ctx, op, p, two_inputs ? q : nullptr, rows, K,
+                                             opts.base, validate, opts.sum_tolerance, out);
+    if (row < 0) return;
+    const double tol = opts.sum_tolerance;
+    ref::check_distributions(fn, "p", host_row(ctx, p, row, K).data(), 1, K, tol, row);
+    if (two_inputs)
+      ref::check_distributions(fn, "q", host_row(ctx, q, row, K).data(), 1, K, tol, row);
+    // float (device) and double (host) sums can disagree right at the tolerance.
+    detail::throw_argument(fn, "p", "row ", row, " failed the distribution check on the device",
+                           " (sum off 1 by about sum_tolerance ", tol, ")");
+  }
 #endif
   (void)ctx;
   if (validate) {

@@ -5,13 +5,42 @@
 #include <limits>
 
 #include "cpu_reference/langevin.hpp"
-#include "genai/langevin_chain.hpp"
+#include "genai/detail/langevin.hpp"
+#include "genai/detail/langevin_chain.hpp"
 #include "genai/nvtx.hpp"
+#include "host/src/finite.hpp"
 #if GENAI_WITH_CUDA
 #include "kernels/langevin.cuh"
 #endif
 
 namespace genai {
+
+namespace detail {
+
+std::vector<float> pack(const LangevinTarget& t) {
+  std::vector<float> p;
+  for (float w : t.weights) p.push_back(static_cast<float>(std::log(static_cast<double>(w))));
+  p.insert(p.end(), t.means.begin(), t.means.end());
+  p.insert(p.end(), t.vars.begin(), t.vars.end());
+  p.insert(p.end(), t.chol.begin(), t.chol.end());
+  return p;
+}
+
+TargetView view(const LangevinTarget& t, const float* packed) {
+  const std::int64_t kd = t.K * t.d;
+  return {.kind = t.kind,
+          .d = static_cast<int>(t.d),
+          .K = static_cast<int>(t.K),
+          .log_weights = packed,
+          .means = packed + t.K,
+          .vars = packed + t.K + kd,
+          .chol = packed + t.K + 2 * kd,
+          .height = t.height,
+          .tilt = t.tilt};
+}
+
+}  // namespace detail
+
 namespace {
 
 using detail::throw_argument;
@@ -250,13 +279,7 @@ LangevinRun prepare_langevin(const char* fn, const Context& ctx, float* x, std::
                    d, " floats = ", trajectory_bytes, " bytes, more than opts.max_trajectory_bytes ",
                    opts.max_trajectory_bytes, " (raise thin or the limit)");
   const std::int64_t n = chains * d;
-  std::int64_t bad = -1;
-#if GENAI_WITH_CUDA
-  if (ctx.is_cuda()) bad = cuda::first_non_finite(ctx, x, n);
-#endif
-  if (!ctx.is_cuda())
-    for (std::int64_t i = 0; i < n && bad < 0; ++i)
-      if (!std::isfinite(x[i])) bad = i;
+  const std::int64_t bad = detail::first_non_finite(ctx, x, n);
   if (bad >= 0)
     throw_argument(fn, "x", "chain ", bad / d, " dimension ", bad % d, " is not finite");
 
@@ -320,9 +343,20 @@ LangevinResult langevin(const Context& ctx, const LangevinTarget& target, float*
     return std::move(run.result);
   }
 #endif
-  const std::vector<float> packed = ref::pack(target);
-  ref::langevin(ref::view(target, packed.data()), run.setup, x);
+  const std::vector<float> packed = detail::pack(target);
+  ref::langevin(detail::view(target, packed.data()), run.setup, x);
   return std::move(run.result);
+}
+
+double log_density(const LangevinTarget& target, const double* x, double* grad) {
+  constexpr const char* fn = "genai::log_density";
+  check_target(fn, target);
+  detail::require_not_null(fn, "x", x);
+  std::vector<double> g(grad ? 0 : static_cast<std::size_t>(target.d));
+  if (!grad) grad = g.data();
+  if (target.kind == LangevinTarget::Kind::Custom) return target.log_density_grad(x, grad);
+  const std::vector<float> packed = detail::pack(target);
+  return detail::view(target, packed.data()).log_density_grad<double, 0>(0.0, x, grad);
 }
 
 void brownian_motion(const Context& ctx, float* out, std::int64_t paths, std::int64_t d,

@@ -8,6 +8,7 @@
 #include "cpu_reference/linalg.hpp"
 #include "genai/buffer.hpp"
 #include "genai/nvtx.hpp"
+#include "host/src/finite.hpp"
 #if GENAI_WITH_CUDA
 #include "kernels/linalg.cuh"
 #endif
@@ -83,11 +84,11 @@ SvdReport svd_impl(const char* fn, const Context& ctx, const T* X, std::int64_t 
   o.method = svd_method(ctx.device(), batch, m, n, options);
 #if GENAI_WITH_CUDA
   if (ctx.is_cuda()) {
-    cuda::check_finite(ctx, fn, "X", X, batch * m * n, n);
+    detail::require_finite_matrix(ctx, fn, "X", X, batch * m, n);
     return cuda::svd(ctx, X, batch, m, n, o, out);
   }
 #endif
-  ref::check_finite(fn, "X", X, batch * m, n);
+  detail::require_finite_matrix(ctx, fn, "X", X, batch * m, n);
   const std::int64_t r = o.k > 0 ? o.k : std::min(m, n);
   const std::int64_t ucols = o.full ? m : r, vrows = o.full ? n : r;
   SvdReport total;
@@ -135,7 +136,7 @@ Pca pca_fit_impl(const Context& ctx, const T* X, std::int64_t rows, std::int64_t
   if (!(o.rank_tolerance >= 0 && o.rank_tolerance < 1))
     detail::throw_argument(fn, "options.rank_tolerance", "must be in [0, 1) (got ",
                            o.rank_tolerance, ")");
-  ref::check_finite(fn, "X", X, rows, cols);
+  detail::require_finite_matrix(Context::cpu(), fn, "X", X, rows, cols);
 
   Pca p;
   p.n_samples = rows;

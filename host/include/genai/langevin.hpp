@@ -125,6 +125,11 @@ struct LangevinResult {
 LangevinResult langevin(const Context& ctx, const LangevinTarget& target, float* x,
                         std::int64_t chains, std::int64_t d, const LangevinOptions& opts = {});
 
+// log p(x) of the target up to a constant (the same for every x), on the host in double, and
+// grad log p(x) into grad[d] when grad is not null: the chains' own formulas, for plots and
+// checks. x [target.d].
+double log_density(const LangevinTarget& target, const double* x, double* grad = nullptr);
+
 // Standard Brownian motion in R^d (7.1): out [paths x (steps+1) x d], W_0 = 0,
 // W_{s+1} = W_s + sqrt(dt) xi_s, xi_s drawn as Langevin step s of chain `path`.
 void brownian_motion(const Context& ctx, float* out, std::int64_t paths, std::int64_t d,

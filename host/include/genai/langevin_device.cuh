@@ -35,9 +35,9 @@
 #include <utility>
 
 #include "genai/buffer.hpp"
-#include "genai/cuda_check.hpp"
+#include "genai/detail/device.cuh"
+#include "genai/detail/langevin_chain.hpp"
 #include "genai/langevin.hpp"
-#include "genai/langevin_chain.hpp"
 #include "genai/nvtx.hpp"
 
 namespace genai {
@@ -45,8 +45,10 @@ namespace detail {
 
 inline constexpr int kLangevinThreads = 128;
 
-// Blocks of kLangevinThreads for `chains` (the kernels loop over the rest); kernels/langevin.cu.
-unsigned langevin_blocks(std::int64_t chains);
+// Blocks of kLangevinThreads for `chains` (the kernels loop over the rest).
+inline unsigned langevin_blocks(std::int64_t chains) {
+  return cuda::grid_for(chains, kLangevinThreads);
+}
 
 // Entry j of one chain's work array: p[j * stride].
 struct Strided {
@@ -58,8 +60,7 @@ struct Strided {
 template <class Target, int D>
 __global__ void __launch_bounds__(kLangevinThreads)
     langevin_registers(const Target target, const ChainSetup s, float* x) {
-  for (std::int64_t c = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-       c < s.chains; c += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (const std::int64_t c : cuda::grid_stride(s.chains)) {
     float xs[D], y[D], gx[D], gy[D], mu[D], m2[D];
     run_chain<float, D>(target, s, c, x + c * D, xs, y, gx, gy, mu, m2);
   }
@@ -74,8 +75,7 @@ __global__ void __launch_bounds__(kLangevinThreads)
   const std::int64_t n = s.chains * s.d;
   const std::int64_t chain_step = Target::takes_pointers ? s.d : 1;
   const std::int64_t entry_step = Target::takes_pointers ? 1 : s.chains;
-  for (std::int64_t c = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-       c < s.chains; c += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (const std::int64_t c : cuda::grid_stride(s.chains)) {
     Strided a[6];
     for (int k = 0; k < 6; ++k) a[k] = {work + (k < arrays ? k : 0) * n + c * chain_step, entry_step};
     run_chain<float, 0>(target, s, c, x + c * s.d, a[0], a[1], a[2], a[3], a[4], a[5]);
@@ -85,9 +85,8 @@ __global__ void __launch_bounds__(kLangevinThreads)
 template <class Target, int D>
 void launch_langevin_registers(const Context& ctx, const Target& target, const ChainSetup& s,
                                float* x) {
-  langevin_registers<Target, D>
-      <<<langevin_blocks(s.chains), kLangevinThreads, 0, ctx.stream()>>>(target, s, x);
-  GENAI_LAUNCH_CHECK();
+  cuda::launch(ctx, langevin_registers<Target, D>, langevin_blocks(s.chains), kLangevinThreads, 0,
+               target, s, x);
 }
 
 // The chains of `s` on ctx's device (x and the outputs in s are device pointers).
@@ -104,9 +103,8 @@ void launch_langevin(const Context& ctx, const Target& target, const ChainSetup&
   }
   const int arrays = s.mean ? 6 : 4;  // x, y, gx, gy (+ mu, m2)
   Buffer<float> work(ctx, static_cast<std::size_t>(arrays * s.chains * s.d));  // stream-ordered
-  langevin_workspace<Target><<<langevin_blocks(s.chains), kLangevinThreads, 0, ctx.stream()>>>(
-      target, s, x, work.data(), arrays);
-  GENAI_LAUNCH_CHECK();
+  cuda::launch(ctx, langevin_workspace<Target>, langevin_blocks(s.chains), kLangevinThreads, 0,
+               target, s, x, work.data(), arrays);
 }
 
 }  // namespace detail

@@ -1,0 +1,42 @@
+#include "host/src/finite.hpp"
+
+#include <cmath>
+
+#include "genai/buffer.hpp"
+#include "genai/error.hpp"
+#if GENAI_WITH_CUDA
+#include "kernels/common.cuh"
+#endif
+
+namespace genai::detail {
+
+template <class T>
+std::int64_t first_non_finite(const Context& ctx, const T* x, std::int64_t n) {
+#if GENAI_WITH_CUDA
+  if (ctx.is_cuda()) return cuda::first_non_finite(ctx, x, n);
+#endif
+  (void)ctx;
+  for (std::int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) return i;
+  return -1;
+}
+
+template <class T>
+void require_finite_matrix(const Context& ctx, const char* fn, const char* arg, const T* X,
+                           std::int64_t rows, std::int64_t cols) {
+  const std::int64_t i = first_non_finite(ctx, X, rows * cols);
+  if (i < 0) return;
+  T v;
+  copy_bytes(ctx, &v, Device::CPU, X + i, ctx.device(), sizeof(T));
+  throw_argument(fn, arg, "entry ", i, " (row ", i / cols, ", column ", i % cols, ") is ", v,
+                 " (must be finite)");
+}
+
+template std::int64_t first_non_finite(const Context&, const float*, std::int64_t);
+template std::int64_t first_non_finite(const Context&, const double*, std::int64_t);
+template void require_finite_matrix(const Context&, const char*, const char*, const float*,
+                                    std::int64_t, std::int64_t);
+template void require_finite_matrix(const Context&, const char*, const char*, const double*,
+                                    std::int64_t, std::int64_t);
+
+}  // namespace genai::detail
