@@ -1,5 +1,6 @@
-// Helpers of the Langevin tests (tests/langevin_test.cpp, tests/langevin_device_test.cu): a
-// run's outputs on the host, the chain-by-chain parity count, and the banana target.
+// Helpers of the Langevin tests (tests/langevin_test.cpp, langevin_gpu_test.cpp,
+// langevin_device_test.cu): a run's outputs on the host, the chain-by-chain parity count, the
+// parity cases, and the banana target.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -11,6 +12,7 @@
 
 #include "genai/langevin.hpp"
 #include "genai/rng.hpp"
+#include "test_util.hpp"
 
 namespace genai::test {
 
@@ -76,6 +78,75 @@ struct Banana {
 
 inline LangevinTarget banana_target(Banana b) {
   return LangevinTarget::custom(2, [b](const double* x, double* g) { return b.log_density_grad(x, g, 2); });
+}
+
+// Steps of a run: steps per level times the levels of an annealed run.
+inline std::int64_t total_steps(const LangevinOptions& o) {
+  return o.steps * (o.method == LangevinMethod::Annealed ? o.anneal.levels : 1);
+}
+
+// The parity cases of the GPU tests (tests/langevin_gpu_test.cpp), with the tolerances that the
+// host float path is held to as well (tests/langevin_test.cpp): float against double is
+// rounding only, amplified where the drift expands (between mixture modes: up to ~7x per step
+// near gmm8's centre), and a MALA decision flips where log u and log alpha agree to rounding
+// (expected count: chain-steps x ~1e-6). Measured on the host float path: worst in-tolerance
+// error 2e-6 (ULA Gaussian) and 4e-5 (mixtures, MALA, annealed), 3 of 5000 double-well MALA
+// chains off. The GPU contracts the targets' arithmetic to FMAs and has its own exp/log ulps,
+// hence tolerances 50x and 25x those errors, and at most 1% of chains off; any error in the shared code, the noise
+// layout or the launch puts nearly every chain off.
+struct ParityCase {
+  const char* name;
+  LangevinTarget target;
+  std::int64_t chains;
+  LangevinOptions opts;
+  double tol;
+};
+
+inline std::vector<ParityCase> parity_cases(bool small) {
+  std::vector<ParityCase> cases;
+  const std::int64_t n = small ? 512 : 4096;
+  for (std::int64_t d : {1, 2, 3, 4, 5, 8}) {
+    cases.push_back({"ULA Gaussian", parity_gaussian(d), n,
+                     {.step_size = 0.05f, .steps = 300, .seed = 1, .moments = true, .burn_in = 100, .thin = 50}, 1e-4});
+  }
+  cases.push_back({"MALA Cholesky Gaussian", LangevinTarget::gaussian_cholesky({1, 0, -1}, {1, 0, 0, 0.5f, 0.8f, 0, -0.3f, 0.2f, 0.6f}),
+                   n, {.method = LangevinMethod::MALA, .step_size = 0.05f, .steps = 300, .seed = 6, .thin = 100}, 1e-3});
+  cases.push_back({"ULA 6-D Cholesky Gaussian", LangevinTarget::gaussian_cholesky(std::vector<float>(6, 0.5f), [] {
+                     std::vector<float> L(36, 0.0f);
+                     for (int i = 0; i < 6; ++i)
+                       for (int k = 0; k <= i; ++k) L[i * 6 + k] = k == i ? 1.0f : 0.2f;
+                     return L;
+                   }()),
+                   n, {.step_size = 0.02f, .steps = 300, .seed = 7, .moments = true}, 1e-4});
+  cases.push_back({"ULA 13-D mixture", LangevinTarget::mixture(13, {1, 2, 3}, normals(39, 61), {1.0f, 2.0f, 0.5f}),
+                   n, {.step_size = 0.02f, .steps = 200, .seed = 2, .moments = true, .thin = 40}, 1e-3});
+  cases.push_back({"MALA gmm8", LangevinTarget::gmm8(), n,
+                   {.method = LangevinMethod::MALA, .step_size = 0.05f, .steps = 300, .seed = 3, .moments = true, .burn_in = 100}, 1e-3});
+  cases.push_back({"MALA double well, beta 3", LangevinTarget::double_well(3, 1.0f, 0.3f), n,
+                   {.method = LangevinMethod::MALA, .step_size = 0.05f, .beta = 3.0f, .steps = 400, .seed = 4}, 1e-3});
+  cases.push_back({"Annealed two_modes", LangevinTarget::two_modes(), n,
+                   {.method = LangevinMethod::Annealed, .step_size = 0.01f, .steps = 50, .seed = 5,
+                    .anneal = {.levels = 8, .sigma_first = 20.0f, .sigma_last = 0.1f}, .thin = 100}, 1e-3});
+  return cases;
+}
+
+// Pooled moments over chains and the moment window, from the per-chain Welford outputs of
+// dimension j: the mean, the variance of all samples, and the standard error of the mean
+// estimated from the spread of the chains' own means (independent chains).
+struct Pooled {
+  double mean, var, se_mean;
+};
+inline Pooled pooled(const LangevinResult& r, std::int64_t chains, std::int64_t d, std::int64_t j) {
+  const auto mean = r.mean.to_host(), var = r.var.to_host();
+  double m = 0;
+  for (std::int64_t c = 0; c < chains; ++c) m += mean[c * d + j];
+  m /= chains;
+  double within = 0, between = 0;
+  for (std::int64_t c = 0; c < chains; ++c) {
+    within += var[c * d + j];
+    between += (mean[c * d + j] - m) * (mean[c * d + j] - m);
+  }
+  return {m, (within + between) / chains, std::sqrt(between / (chains - 1) / chains)};
 }
 
 }  // namespace genai::test

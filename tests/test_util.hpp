@@ -120,6 +120,17 @@ std::string error_of(F&& f) {
   return "(no ArgumentError)";
 }
 
+// Expects f() to throw an ArgumentError whose message contains `fragment`.
+template <class F>
+void expect_argument_error(F&& f, const std::string& fragment) {
+  try {
+    f();
+    ADD_FAILURE() << "no error; expected one mentioning " << fragment;
+  } catch (const ArgumentError& e) {
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+  }
+}
+
 // Base of every GPU test: skips, saying why, when no CUDA device is usable.
 class GpuTest : public ::testing::Test {
  protected:

@@ -9,7 +9,8 @@
 #include <fstream>
 #include <iterator>
 
-#include "genai/linalg.hpp"
+#include "genai/error.hpp"
+#include "genai/io.hpp"
 #include "genai/nvtx.hpp"
 
 namespace genai::io {

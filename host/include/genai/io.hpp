@@ -43,4 +43,21 @@ void write_npy(const std::string& path, std::span<const std::int64_t> data,
 // The bytes write_npy would write (header + data).
 std::vector<std::byte> serialize_npy(const Array& a);
 
+// ---- IDX files (the MNIST format) ---------------------------------------------------------
+//
+// Magic 0x00 0x00 <type> <ndims>, ndims big-endian uint32 dimensions, then the elements in C
+// order, big-endian. Types: 0x08 uint8 -> U8; 0x09 int8, 0x0B int16, 0x0C int32 -> I32;
+// 0x0D float32 -> F32; 0x0E float64 -> F64 (host byte order in the io::Array).
+// A gzip-compressed file (MNIST ships train-images-idx3-ubyte.gz) is recognised by its magic
+// bytes 0x1f 0x8b, whatever its name, and decompressed with zlib (concatenated members too).
+// Decompression stops with an error once the content passes max_bytes, so a gzip bomb is an
+// error rather than an exhausted memory; the default 2 GiB holds Fashion-MNIST's training
+// images (47 MB) and EMNIST's largest set (0.55 GB). Malformed, truncated or unsupported files,
+// corrupt or truncated gzip data and content over the limit throw genai::Error naming the file
+// and the fault (for the content of a gzip file: "<name> (gzip content): ...").
+inline constexpr std::uint64_t kIdxMaxBytes = std::uint64_t{1} << 31;
+Array parse_idx(std::span<const std::byte> file, const std::string& name = "<memory>",
+                std::uint64_t max_bytes = kIdxMaxBytes);
+Array read_idx(const std::string& path, std::uint64_t max_bytes = kIdxMaxBytes);
+
 }  // namespace genai::io

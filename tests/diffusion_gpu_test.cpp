@@ -1,0 +1,182 @@
+// The diffusion module on the GPU against the CPU reference, path by path: noising, reverse
+// steps, mixture scores and the loss, and the fused mixture sampler.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <numbers>
+#include <vector>
+
+#include "genai/diffusion.hpp"
+#include "genai/error.hpp"
+#include "diffusion_test_util.hpp"
+#include "test_util.hpp"
+
+namespace genai {
+namespace {
+
+const Context kCpu = Context::cpu();
+
+using test::diag_mixture_3d;
+using test::expect_argument_error;
+
+class DiffusionGpu : public test::GpuTest {};
+
+TEST_F(DiffusionGpu, AddNoiseMatchesReference) {
+  const NoiseSchedule s({.beta_schedule = BetaSchedule::SquaredCosCapV2});
+  for (std::int64_t d : {1, 3, 4, 37}) {
+    const std::int64_t n = 1000;
+    const auto x0 = test::normals(n * d, 30 + d);
+    std::vector<std::int64_t> ts(n);
+    for (std::int64_t r = 0; r < n; ++r) ts[r] = (r * 7919) % 1000;
+    std::vector<float> xt(n * d), eps(n * d), v(n * d);
+    add_noise(kCpu, s, x0.data(), ts.data(), n, d, xt.data(),
+              {.seed = 4, .step = 2, .eps_out = eps.data(), .v_out = v.data()});
+    auto dx0 = test::to_device(ctx, x0);
+    auto dts = test::to_device(ctx, ts);
+    Buffer<float> dxt(ctx, n * d), deps(ctx, n * d), dv(ctx, n * d);
+    test::poison(dxt);
+    test::poison(deps);
+    test::poison(dv);
+    add_noise(ctx, s, dx0.data(), dts.data(), n, d, dxt.data(),
+              {.seed = 4, .step = 2, .eps_out = deps.data(), .v_out = dv.data()});
+    // Same Philox numbers and the same correctly rounded operations: bit for bit.
+    EXPECT_EQ(deps.to_host(), eps) << d;
+    EXPECT_EQ(dxt.to_host(), xt) << d;
+    EXPECT_EQ(dv.to_host(), v) << d;
+  }
+}
+
+TEST_F(DiffusionGpu, BadDeviceTimestepIsReportedLikeTheCpuAndOutputUntouched) {
+  const NoiseSchedule s({.num_train_timesteps = 100});
+  const std::int64_t n = 3000, d = 2;
+  std::vector<std::int64_t> ts(n, 50);
+  ts[1234] = 100;
+  auto dts = test::to_device(ctx, ts);
+  auto dx0 = test::to_device(ctx, test::normals(n * d, 60));
+  Buffer<float> out(ctx, n * d);
+  test::poison(out);
+  expect_argument_error([&] { add_noise(ctx, s, dx0.data(), dts.data(), n, d, out.data()); },
+                        "'timesteps' entry 1234 is 100 (must lie in [0, 99])");
+  for (float v : out.to_host()) ASSERT_TRUE(std::isnan(v));
+}
+
+TEST_F(DiffusionGpu, ReverseStepsMatchReference) {
+  const NoiseSchedule s;
+  const std::int64_t n = 513, d = 5;
+  const auto x = test::normals(n * d, 40), m = test::normals(n * d, 41);
+  auto dx = test::to_device(ctx, x);
+  auto dm = test::to_device(ctx, m);
+  for (bool ddim : {false, true}) {
+    const StepOptions o{.prediction_type = PredictionType::VPrediction, .eta = 0.7,
+                        .clip_sample = true, .clip_sample_range = 1.5, .seed = 12};
+    std::vector<float> out(n * d);
+    Buffer<float> dout(ctx, n * d);
+    test::poison(dout);
+    if (ddim) {
+      ddim_step(kCpu, s, 300, 280, m.data(), x.data(), n, d, out.data(), o);
+      ddim_step(ctx, s, 300, 280, dm.data(), dx.data(), n, d, dout.data(), o);
+    } else {
+      ddpm_step(kCpu, s, 300, 280, m.data(), x.data(), n, d, out.data(), o);
+      ddpm_step(ctx, s, 300, 280, dm.data(), dx.data(), n, d, dout.data(), o);
+    }
+    EXPECT_EQ(dout.to_host(), out) << (ddim ? "ddim" : "ddpm");  // the same float operations
+  }
+}
+
+TEST_F(DiffusionGpu, MixtureScoreAndLossMatchReference) {
+  const GaussianMixture m = diag_mixture_3d();
+  const std::int64_t n = 2000;
+  const auto x = test::normals(n * 3, 50, 0, 2);
+  std::vector<float> eps(n * 3);
+  mixture_epsilon(kCpu, m, 0.3, x.data(), n, eps.data());
+  auto dx = test::to_device(ctx, x);
+  Buffer<float> deps(ctx, n * 3);
+  test::poison(deps);
+  mixture_epsilon(ctx, m, 0.3, dx.data(), n, deps.data());
+  EXPECT_TRUE(test::close(deps.to_host(), eps, {1e-5, 1e-5}));  // float vs double sums of 3 terms
+
+  const auto t = test::normals(n * 3, 51);
+  std::vector<float> rows(n), grad(n * 3);
+  eps_mse_loss(kCpu, eps.data(), t.data(), n, 3, rows.data(), grad.data());
+  auto dt = test::to_device(ctx, t);
+  Buffer<float> drows(ctx, n), dgrad(ctx, n * 3);
+  test::poison(drows);
+  test::poison(dgrad);
+  auto deps_ref = test::to_device(ctx, eps);
+  eps_mse_loss(ctx, deps_ref.data(), dt.data(), n, 3, drows.data(), dgrad.data());
+  EXPECT_TRUE(test::close(drows.to_host(), rows, test::tolerance(test::DType::FP32)));
+  EXPECT_TRUE(test::close(dgrad.to_host(), grad, test::tolerance(test::DType::FP32)));
+}
+
+// mixture_epsilon in place (out == x), as the CPU reference allows: the kernel accumulates in
+// `out`, so the launcher must read x from a copy; the result equals the out-of-place call's.
+TEST_F(DiffusionGpu, MixtureEpsilonInPlaceEqualsOutOfPlace) {
+  const GaussianMixture m = diag_mixture_3d();
+  const std::int64_t n = 777;
+  const auto x = test::normals(n * 3, 52, 0, 2);
+  auto dx = test::to_device(ctx, x);
+  Buffer<float> dout(ctx, n * 3);
+  test::poison(dout);
+  mixture_epsilon(ctx, m, 0.3, dx.data(), n, dout.data());
+  mixture_epsilon(ctx, m, 0.3, dx.data(), n, dx.data());
+  EXPECT_EQ(dx.to_host(), dout.to_host());
+}
+
+// The fused sampler (whole loop in one launch) and the step-by-step loop on the GPU against the
+// CPU loop: the same Philox noise, so the same paths. The mixture score is float on the GPU and
+// double on the CPU; the reverse process contracts those ~1e-7 differences, the bound 1e-4
+// (relative norm and max-abs) leaves a margin of 100.
+TEST_F(DiffusionGpu, FusedMixtureSamplerMatchesReference) {
+  const NoiseSchedule s;
+  const std::int64_t n = 3000;
+  for (const char* target : {"gmm8", "two_modes"})
+    for (SamplerKind kind : {SamplerKind::DDPM, SamplerKind::DDIM}) {
+      const GaussianMixture m = GaussianMixture::preset(target);
+      const SamplerOptions o{.sampler = kind, .num_inference_steps = 100,
+                             .step = {.eta = kind == SamplerKind::DDIM ? 0.5 : 0.0, .seed = 9}};
+      std::vector<float> x(n * 2);
+      sample_mixture(kCpu, s, m, n, x.data(), o);
+      Buffer<float> dx(ctx, n * 2);
+      test::poison(dx);
+      sample_mixture(ctx, s, m, n, dx.data(), o);
+      EXPECT_TRUE(test::close(dx.to_host(), x, {1e-4, 1e-4})) << target << " fused";
+      Buffer<float> dy(ctx, n * 2);
+      test::poison(dy);
+      sample(ctx, s, mixture_model(m, s), n, 2, dy.data(), o);
+      EXPECT_TRUE(test::close(dy.to_host(), x, {1e-4, 1e-4})) << target << " step by step";
+    }
+}
+
+// The fused sampler beyond 2D: d = 3 (exact-D kernel), 5 and 20 (the d <= 8 and d <= 16 kernels,
+// several Philox blocks per point), diagonal variances, unequal weights, intermediates kept.
+TEST_F(DiffusionGpu, FusedMixtureSamplerHighDimMatchesReference) {
+  const NoiseSchedule s;
+  const std::int64_t n = 1000, steps = 50, keep = 10, K = 6;
+  for (std::int64_t d : {3, 5, 20}) {
+    GaussianMixture m;
+    m.K = K, m.d = d;
+    m.weights = test::uniforms(K, 40 + d, 0.5f, 1.5f);
+    float sum = 0;
+    for (float w : m.weights) sum += w;
+    for (float& w : m.weights) w /= sum;
+    m.means = test::normals(K * d, 41 + d, 0.0f, 3.0f);
+    m.variances = test::uniforms(K * d, 42 + d, 0.2f, 1.5f);
+    const std::int64_t records = steps / keep;
+    std::vector<float> x(n * d), inter(records * n * d);
+    SamplerOptions o{.num_inference_steps = steps, .step = {.seed = 3}, .keep_every = keep,
+                     .intermediates = inter.data()};
+    sample_mixture(kCpu, s, m, n, x.data(), o);
+    Buffer<float> dx(ctx, n * d), dinter(ctx, records * n * d);
+    test::poison(dx);
+    test::poison(dinter);
+    o.intermediates = dinter.data();
+    sample_mixture(ctx, s, m, n, dx.data(), o);
+    EXPECT_TRUE(test::close(dx.to_host(), x, {1e-4, 1e-4})) << "d = " << d;
+    EXPECT_TRUE(test::close(dinter.to_host(), inter, {1e-4, 1e-4})) << "d = " << d;
+  }
+}
+
+}  // namespace
+}  // namespace genai
