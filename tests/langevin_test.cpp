@@ -406,12 +406,24 @@ Outputs float_path(const LangevinTarget& target, std::vector<float> x, std::int6
   if (o.method == LangevinMethod::MALA) out.accepted.assign(chains, -1);
   const auto packed = detail::pack(target);
   const detail::TargetView view = detail::view(target, packed.data());
-  const detail::ChainSetup s{o.method, o.step_size, o.beta, o.steps,
-                          static_cast<int>(o.method == LangevinMethod::Annealed ? o.anneal.levels : 1),
-                          o.anneal.sigma_first, o.anneal.sigma_last, o.seed, o.first_step, chains, d,
-                          o.burn_in, o.thin, records > 0 ? out.trajectory.data() : nullptr,
-                          o.moments ? out.mean.data() : nullptr, o.moments ? out.var.data() : nullptr,
-                          o.method == LangevinMethod::MALA ? out.accepted.data() : nullptr};
+  const detail::ChainSetup s{
+      .method = o.method,
+      .step_size = o.step_size,
+      .beta = o.beta,
+      .steps = o.steps,
+      .levels = static_cast<int>(o.method == LangevinMethod::Annealed ? o.anneal.levels : 1),
+      .sigma_first = o.anneal.sigma_first,
+      .sigma_last = o.anneal.sigma_last,
+      .seed = o.seed,
+      .first_step = o.first_step,
+      .chains = chains,
+      .d = d,
+      .burn_in = o.burn_in,
+      .thin = o.thin,
+      .trajectory = records > 0 ? out.trajectory.data() : nullptr,
+      .mean = o.moments ? out.mean.data() : nullptr,
+      .var = o.moments ? out.var.data() : nullptr,
+      .accepted = o.method == LangevinMethod::MALA ? out.accepted.data() : nullptr};
   std::vector<float> work(6 * d);
   float *a = work.data(), *y = a + d, *gx = y + d, *gy = gx + d, *mu = gy + d, *m2 = mu + d;
   for (std::int64_t c = 0; c < chains; ++c)

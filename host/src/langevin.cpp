@@ -293,25 +293,25 @@ LangevinRun prepare_langevin(const char* fn, const Context& ctx, float* x, std::
   }
   if (opts.method == LangevinMethod::MALA)
     r.accepted = Buffer<std::int64_t>(ctx, static_cast<std::size_t>(chains));
-  run.setup = {opts.method,
-               opts.step_size,
-               opts.beta,
-               opts.steps,
-               static_cast<int>(annealed ? opts.anneal.levels : 1),
-               opts.anneal.sigma_first,
-               opts.anneal.sigma_last,
-               opts.seed,
-               opts.first_step,
-               chains,
-               static_cast<int>(d),
-               opts.burn_in,
-               opts.thin,
-               records > 0 ? r.trajectory.data() : nullptr,
-               opts.moments ? r.mean.data() : nullptr,
-               opts.moments ? r.var.data() : nullptr,
-               r.accepted.data(),
-               static_cast<int>(first_level),
-               static_cast<int>(first_level + levels)};
+  run.setup = {.method = opts.method,
+               .step_size = opts.step_size,
+               .beta = opts.beta,
+               .steps = opts.steps,
+               .levels = static_cast<int>(annealed ? opts.anneal.levels : 1),
+               .sigma_first = opts.anneal.sigma_first,
+               .sigma_last = opts.anneal.sigma_last,
+               .seed = opts.seed,
+               .first_step = opts.first_step,
+               .chains = chains,
+               .d = static_cast<int>(d),
+               .burn_in = opts.burn_in,
+               .thin = opts.thin,
+               .trajectory = records > 0 ? r.trajectory.data() : nullptr,
+               .mean = opts.moments ? r.mean.data() : nullptr,
+               .var = opts.moments ? r.var.data() : nullptr,
+               .accepted = r.accepted.data(),
+               .first_level = static_cast<int>(first_level),
+               .level_end = static_cast<int>(first_level + levels)};
   return run;
 }
 
