@@ -60,13 +60,13 @@ die() { log "ERROR: $*"; exit 2; }
 default_budget() {  # mode plan phase
   case "$1:$2:$3" in
     gpu:first:carry) echo 10 ;;      gpu:deep:carry) echo 10 ;;
-    gpu:first:build) echo 190 ;;     gpu:deep:build) echo 150 ;;
+    gpu:first:build) echo 150 ;;     gpu:deep:build) echo 150 ;;
     gpu:first:gpu-tests) echo 60 ;;
-    gpu:first:memcheck) echo 60 ;;
+    gpu:first:memcheck) echo 70 ;;
     gpu:deep:racecheck) echo 40 ;;   gpu:deep:initcheck) echo 40 ;;
     gpu:deep:synccheck) echo 30 ;;
-    gpu:first:bench) echo 45 ;;      gpu:deep:bench) echo 90 ;;
-    gpu:first:peers) echo 40 ;;      gpu:deep:peers) echo 45 ;;
+    gpu:first:bench) echo 50 ;;      gpu:deep:bench) echo 90 ;;
+    gpu:first:peers) echo 65 ;;      gpu:deep:peers) echo 45 ;;
     # The rehearsal: packing the carry and a configure on a slow machine, a build that is
     # normally there already, the CPU tests; the sanitizer phases share 45 s in either plan.
     rehearse:*:carry) echo 45 ;;     rehearse:*:build) echo 120 ;;
@@ -97,15 +97,19 @@ carry_cmake_args() {
   printf '%s\n' "-DCMAKE_PREFIX_PATH=$GC_CARRY/prefix" "-DGENAI_DEPS_PREFIX=$GC_CARRY/prefix"
   [ -f "$GC_CARRY/googletest/CMakeLists.txt" ] &&
     printf '%s\n' "-DGENAI_GTEST_SOURCE_DIR=$GC_CARRY/googletest"
-  local cfg
+  local cfg check="$GC_LOG/phase-carry.log"
   cfg="$(find "$GC_CARRY/prefix" -name benchmarkConfig.cmake -path '*/cmake/benchmark/*' | head -n 1)"
-  if [ -n "$cfg" ]; then
-    # Only when the carried library linked and ran here (pack_deps.sh --check, the carry phase).
-    if grep -q '^pack_deps: benchmark: ok' "$GC_LOG/phase-carry.log" 2> /dev/null; then
-      printf '%s\n' "-Dbenchmark_DIR=$(dirname "$cfg")"
-    else
-      printf '%s\n' "-DGENAI_BUILD_BENCH=OFF"
-    fi
+  [ -n "$cfg" ] || return 0
+  # Only when the carried library linked and ran here: the carry phase's pack_deps.sh --check
+  # says so, or (that phase not run) the same check now.
+  if ! grep -q '^pack_deps: .*benchmark: ' "$check" 2> /dev/null; then
+    check="$GC_LOG/carry-check.log"
+    GENAI_CARRY="$GC_CARRY" bash "$ROOT/profiling/pack_deps.sh" --check > "$check" 2>&1
+  fi
+  if grep -q '^pack_deps: benchmark: ok' "$check"; then
+    printf '%s\n' "-Dbenchmark_DIR=$(dirname "$cfg")"
+  else
+    printf '%s\n' "-DGENAI_BUILD_BENCH=OFF"
   fi
 }
 
@@ -115,12 +119,13 @@ phase_carry() {
       log "no $GC_CARRY: packing it (profiling/pack_deps.sh)"
       GENAI_CARRY="$GC_CARRY" bash "$ROOT/profiling/pack_deps.sh" || return 1
     else
-      log "no $GC_CARRY: the build uses the system's packages"
+      note "no $GC_CARRY: the build uses the system's packages"
       return 0
     fi
   else
     GENAI_CARRY="$GC_CARRY" bash "$ROOT/profiling/pack_deps.sh" --check || return 1
   fi
+  note "pack_deps.sh --check: every file there, the probes linked against the carry ran"
   [ "$GC_MODE" = rehearse ] || return 0
   # A configure that sees only the carried copies: the system prefixes are ignored by every
   # find_* call, so a dependency missing from the carry fails here, not on the GPU machine.
@@ -212,9 +217,11 @@ phase_gpu_tests() {
   return "$rc"
 }
 
-# Seconds to this phase's deadline (at least 1: `timeout 0` would mean no limit at all).
+# Seconds to this phase's deadline, less 2: a run under its own `timeout` (in a process group
+# of its own) ends, and says so, before the phase itself is stopped. At least 1 (`timeout 0`
+# would mean no limit at all).
 seconds_left() {
-  local s=$(( GC_DEADLINE - $(date +%s) ))
+  local s=$(( GC_DEADLINE - $(date +%s) - 2 ))
   echo $(( s > 1 ? s : 1 ))
 }
 
@@ -246,7 +253,7 @@ phase_sanitizer() {
     log "$tool: $name ($n GPU tests)"
     (
       rc=0
-      GENAI_TEST_SMALL=1 timeout -k 5 "$(seconds_left)" "${san[@]}" "$exe" \
+      GENAI_TEST_SMALL=1 timeout -k 1 "$(seconds_left)" "${san[@]}" "$exe" \
         "--gtest_filter=$GPU_FILTER" > "$dir/$tool.$name.log" 2>&1 || rc=$?
       echo "$rc" > "$dir/$tool.$name.rc"
     ) &
@@ -257,7 +264,7 @@ phase_sanitizer() {
 phase_bench() {
   local bin="$GC_BUILD/profiling/genai_bench" prefix=Gpu_ min=0.1 reps=3 filter rc=0
   if [ ! -x "$bin" ]; then
-    note "genai_bench was not built (no usable Google Benchmark)"
+    note "genai_bench was not built (see the build phase; the carry phase says whether Google Benchmark was usable)"
     return 1
   fi
   [ "$GC_MODE" = rehearse ] && { prefix=Cpu_; min=0.01; reps=1; }
@@ -321,7 +328,8 @@ phase_peers() {
     n=$((n - 1))
     log "peers: $m (${left} s): ${args[*]}"
     rc=0
-    timeout -k 5 "$left" python3 "$s" "${args[@]}" > "$GC_LOG/peers.$m.txt" 2>&1 || rc=$?
+    LD_LIBRARY_PATH="$GC_PEERS_LD_LIBRARY_PATH" timeout -k 1 "$left" python3 "$s" "${args[@]}" \
+      > "$GC_LOG/peers.$m.txt" 2>&1 || rc=$?
     echo "$rc" > "$GC_LOG/peers.$m.rc"
   done
 }
@@ -384,6 +392,8 @@ for d in /usr/local/cuda/bin /usr/local/cuda/compute-sanitizer; do
 done
 # The carried shared libraries (LAPACKE and the LAPACK/BLAS it loads, Google Benchmark), for
 # the linker and for every program the phases run.
+# The peer scripts run with the machine's own (PyTorch, JAX and NumPy bring theirs).
+export GC_PEERS_LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}"
 if [ -d "$CARRY/prefix/lib/x86_64-linux-gnu" ]; then
   export LD_LIBRARY_PATH="$CARRY/prefix/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
@@ -396,7 +406,8 @@ mkdir -p "$LOG" "$OUTDIR"
 export GC_MODE="$MODE" GC_PLAN="$PLAN" GC_LOG="$LOG" GC_BUILD="$BUILD" GC_CARRY="$CARRY"
 export GC_JOBS="$JOBS" GC_ARCHS="${GENAI_CUDA_ARCHS:-90}"
 
-gpu="none" cc="" driver="" driver_cuda="" nvcc_v="none"
+gpu="unknown" cc="" driver="" driver_cuda="" nvcc_v="none"
+[ "$MODE" = rehearse ] && gpu="none"
 if [ "$MODE" = gpu ] && command -v nvidia-smi > /dev/null; then
   IFS=, read -r gpu driver cc < <(nvidia-smi --query-gpu=name,driver_version,compute_cap \
     --format=csv,noheader 2> /dev/null | head -n 1) || true

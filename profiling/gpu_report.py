@@ -299,7 +299,10 @@ def judge_tests(ph, log, meta, files, gpu):
         ph.status, ph.detail = INCOMPLETE, summary + " before the budget ran out"
     elif not cases:
         ph.status = FAILED
-        ph.detail = ph.note or f"no test results (ctest exit status {ph.rc})"
+        said = [l.strip() for f in files for l in read(os.path.join(
+            log, f.replace(".xml", ".log"))).splitlines() if "No tests were found" in l]
+        ph.detail = ph.note or (f"no test results (ctest exit status {ph.rc}"
+                                + (f": {said[0]}" if said else "") + ")")
     elif ph.rc not in (0, None):
         ph.status, ph.detail = FAILED, f"{summary}, but ctest exited with status {ph.rc}"
     elif gpu and n["pass"] == 0:
@@ -361,7 +364,10 @@ def sanitizer_run_verdict(tool, text, rc, sanitizer):
         errors = int(m[-1]) if m else None
         summary_s = f"{errors} errors" if m else ""
     if errors is None:
-        return "FAIL", f"no summary line from compute-sanitizer (exit {rc}; {tests})"
+        said = [l.strip("= ").strip() for l in text.splitlines()
+                if re.match(r"=+ *(Error|Device not supported)", l)]
+        return "FAIL", (f"no summary line from compute-sanitizer (exit {rc}; {tests})"
+                        + (f": {said[0][:200]}" if said else ""))
     if errors:
         first = [l.strip("= ").strip() for l in text.splitlines()
                  if l.startswith("=========") and re.search(r"Invalid|Error|Race|Hazard|barrier|"

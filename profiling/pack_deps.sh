@@ -81,8 +81,9 @@ check() {
     fi
   fi
 
-  local cxx="${CXX:-c++}" tmp
-  command -v "$cxx" > /dev/null || { echo "pack_deps: ERROR: no C++ compiler ($cxx) for the probes"; return 1; }
+  local cxx="${CXX:-}" tmp
+  [ -n "$cxx" ] || cxx="$(command -v c++ || command -v g++ || true)"
+  [ -n "$cxx" ] || { echo "pack_deps: ERROR: no C++ compiler (c++, g++ or \$CXX) for the probes"; return 1; }
   tmp="$(mktemp -d)"
   # shellcheck disable=SC2064
   trap "rm -rf '$tmp'" RETURN
@@ -209,6 +210,12 @@ done
 cp "/usr/include/$ARCH/cblas-netlib.h" "$PREFIX/include/cblas.h"
 cp "/usr/include/$ARCH/cblas_mangling.h" "$PREFIX/include/"
 echo "pack_deps: LAPACKE + LAPACK + BLAS/CBLAS $(du -ch "$LIB"/lib{lapacke,lapack,blas,tmglib,gfortran,quadmath}.so.* | tail -n 1 | cut -f1)"
+
+# The same libraries under prefix/lib too, where CMake looks on systems without a multiarch
+# folder (CMAKE_LIBRARY_ARCHITECTURE empty: find_library searches <prefix>/lib only).
+for f in "$LIB"/*; do
+  [ -f "$f" ] && ln -sfn "$ARCH/$(basename "$f")" "$PREFIX/lib/$(basename "$f")"
+done
 
 [ -f /usr/src/googletest/CMakeLists.txt ] || die "/usr/src/googletest missing (package googletest)"
 cp -a /usr/src/googletest "$CARRY/googletest"

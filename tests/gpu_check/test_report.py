@@ -162,6 +162,11 @@ class ReportTest(unittest.TestCase):
         v, detail = gpu_report.sanitizer_run_verdict("initcheck", "[  PASSED  ] 2 tests.\n", 0,
                                                      "compute-sanitizer")
         self.assertEqual((v, detail[:29]), ("FAIL", "no summary line from compute-"))
+        # The tool refusing the device (seen on gVisor machines) is quoted.
+        v, detail = gpu_report.sanitizer_run_verdict(
+            "memcheck", "========= Error: Device not supported\n", 1, "compute-sanitizer")
+        self.assertEqual((v, detail), ("FAIL", "no summary line from compute-sanitizer (exit 1; "
+                                               "0 passed): Error: Device not supported"))
 
     def test_racecheck_summary(self):
         d = self.d
