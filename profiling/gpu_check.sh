@@ -403,6 +403,7 @@ command -v cmake > /dev/null || die "cmake not found"
 
 rm -rf "$LOG"
 mkdir -p "$LOG" "$OUTDIR"
+rm -f "$OUTDIR"/{report.md,junit.xml,bench.json,peers.jsonl,logs.tar.gz}  # none left from before
 export GC_MODE="$MODE" GC_PLAN="$PLAN" GC_LOG="$LOG" GC_BUILD="$BUILD" GC_CARRY="$CARRY"
 export GC_JOBS="$JOBS" GC_ARCHS="${GENAI_CUDA_ARCHS:-90}"
 
