@@ -53,7 +53,7 @@ GPU_FILTER="*Gpu*"       # the same selection as a gtest filter
 PARITY_REGEX="Gpu.*MatchesReference"
 
 log() { printf '[gpu_check %s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
-die() { log "ERROR: $*"; exit 2; }
+die() { log "ERROR: $*" >&2; exit 2; }
 
 # Default budgets in seconds; per plan they add up to 405, which with RESERVE (the report and
 # the logs) is the default total of 420.

@@ -115,7 +115,7 @@ class PlanTest(Base):
         rows = phase_rows(self.report())
         m = re.fullmatch(r"incomplete at (\d+) s", rows["build"][2])
         self.assertTrue(m, rows["build"])
-        self.assertIn(int(m.group(1)), (2, 3))
+        self.assertIn(int(m.group(1)), (2, 3, 4))  # whole seconds, on a loaded machine
         self.assertEqual(rows["build"][4], "2 s")
         # The later phase ran (and found no genai_bench to run), the unselected ones did not.
         self.assertEqual(rows["bench"][2], "**FAILED**")
@@ -139,7 +139,7 @@ class PlanTest(Base):
                                  "--budget", "build=100", "--budget", "bench=100",
                                  "--build-dir", os.path.join(self.tmp, "build"))
         self.assertEqual(r.returncode, 1)
-        self.assertLess(secs, 12 + 2, r.stdout)
+        self.assertLess(secs, 12 + 3, r.stdout)  # 3 s for starting bash and Python here
         rows = phase_rows(self.report())
         # 12 s less the 3 s kept for the report, shared in proportion: 4 s each.
         self.assertEqual(rows["build"][4], "4 s")
