@@ -147,7 +147,7 @@ phase_carry() {
   outside="$(grep -E '^[A-Za-z0-9_]+(:[A-Z]+)?=/usr/(include|lib|share|src)' "$dir/CMakeCache.txt" |
              grep -vE ':INTERNAL=|^CMAKE_' || true)"
   if [ -n "$outside" ]; then
-    printf 'ERROR: found outside the carry: %s\n' $outside
+    printf '%s\n' "$outside" | sed 's/^/ERROR: found outside the carry: /'
     return 1
   fi
   note "configure with the system prefixes ignored: every dependency found in the carry"
@@ -463,7 +463,7 @@ for ph in $PHASES; do
     timeout -k 5 "$budget" bash "$SELF" --run-phase "$ph" > "$LOG/phase-$ph.log" 2>&1
   rc=$?
   secs=$(( $(date +%s) - t ))
-  state=done
+  state="done"
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then state=incomplete; fi
   note_text="$(paste -sd ';' "$LOG/phase-$ph.note" 2> /dev/null | sed 's/;/; /g')"
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$ph" "$state" "$secs" "$budget" "$rc" "$note_text" >> "$LOG/phases.tsv"
@@ -486,5 +486,5 @@ done
 cp "$OUTDIR/report.md" "$LOG/report.md" 2> /dev/null
 timeout -k 2 "$(( left > 10 ? left - 5 : 5 ))" python3 "$REPORTER" pack-logs --log "$LOG" \
   --out "$OUTDIR/logs.tar.gz" --limit-mib 15 || log "WARNING: logs.tar.gz not written"
-log "done in $(( $(date +%s) - T0 )) s; in $OUTDIR: $(cd "$OUTDIR" && ls | paste -sd ' ')"
+log "done in $(( $(date +%s) - T0 )) s; in $OUTDIR: $(find "$OUTDIR" -maxdepth 1 -type f -printf '%f ')"
 exit "$verdict"

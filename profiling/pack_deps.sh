@@ -124,7 +124,7 @@ EOF
     outside="$(LD_LIBRARY_PATH="$LIB" ldd "$tmp/linalg" | awk '/=>/ {print $3}' | grep -v "^$CARRY/" |
                grep -vE '/(libc|libm|libstdc\+\+|libgcc_s|libpthread|libdl|librt|ld-linux[^/]*)\.so[.0-9]*$' || true)"
     if [ -n "$outside" ]; then
-      echo "pack_deps: ERROR: the probe loads libraries from outside the carry: $(echo $outside)"; bad=1
+      echo "pack_deps: ERROR: the probe loads libraries from outside the carry: $(printf '%s' "$outside" | tr '\n' ' ')"; bad=1
     else
       echo "pack_deps: lapacke, cblas, zlib: ok ($(tail -n 1 "$tmp/linalg.log"))"
     fi
