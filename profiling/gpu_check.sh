@@ -238,8 +238,11 @@ phase_sanitizer() {
   fi
   : > "$dir/$tool.programs.tsv"
   local exes=()
+  # Every program under the build's tests/ (at any depth; not CMake's own probes, not scripts or
+  # libraries); the ones with no test matching the filter are listed and not run.
   while IFS= read -r exe; do exes+=("$exe"); done < <(
-    find "$GC_BUILD/tests" -maxdepth 1 -type f -perm -u+x 2> /dev/null | sort)
+    find "$GC_BUILD/tests" -type f -perm -u+x -not -path '*/CMakeFiles/*' -not -name '*.*' \
+      2> /dev/null | sort)
   for exe in "${exes[@]}"; do
     name="$(basename "$exe")"
     if ! n="$("$exe" --gtest_list_tests "--gtest_filter=$GPU_FILTER" 2> /dev/null)"; then
