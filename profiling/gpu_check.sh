@@ -1,653 +1,493 @@
 #!/usr/bin/env bash
-# The whole GPU check, run ON a machine with an NVIDIA GPU, from anywhere in the repository:
+# The GPU check: a prepared plan sized to a short GPU lease (profiling/README.md, "The GPU
+# check"). On the GPU machine, from the repository root, with .carry/ carried:
 #
-#   bash profiling/gpu_check.sh
+#   bash profiling/gpu_check.sh --out "$OUT"                 plan `first` (the default)
+#   bash profiling/gpu_check.sh --plan deep --out "$OUT"     the second call
 #
-# Phases: build (configure with CUDA + build everything), test (the full ctest suite),
-# sanitize (compute-sanitizer memcheck / racecheck / initcheck / synccheck over the GPU tests),
-# bench (genai_bench), peers (the GPU peer scripts of profiling/peers/ on the same workloads),
-# report (profiling/results/<date>-<gpu>.md from whatever the other phases left in the log folder). Dependencies the machine lacks (no Debian -dev packages, no network)
-# come from .carry/, filled on a dev machine by `bash profiling/pack_deps.sh`.
+# and on any machine without a GPU (CI runs it after the cpu preset):
 #
-# Environment (all optional):
-#   GENAI_PHASES             phases to run, in order (default "build test sanitize bench peers");
-#                            the report is always written last. E.g. split over calls:
-#                            GENAI_PHASES="build test", then "sanitize bench", then "peers".
-#   GENAI_CUDA_ARCHS         CMAKE_CUDA_ARCHITECTURES (default 90: H100 / H200)
-#   GENAI_BUILD_DIR          build folder (default build/gpu-check)
-#   GENAI_CARRY              carried dependencies (default .carry)
-#   GENAI_JOBS               build and ctest parallelism (default: nproc)
-#   GENAI_SANITIZER_FILTER   gtest filter for the sanitizer runs
-#                            (default '*Gpu*:*GPU*:*Cuda*:*CUDA*:*MatchesReference*')
-#   GENAI_SANITIZER_JOBS     sanitizer runs at once (default 8)
-#   GENAI_SANITIZER_TIMEOUT  seconds per sanitizer run (default 180; a timeout is inconclusive)
-#   GENAI_BENCH_MIN_TIME     --benchmark_min_time in seconds (default 0.2)
-#   GENAI_BENCH_REPS         --benchmark_repetitions (default 5; the table shows the median)
-#   GENAI_BENCH_FILTER       --benchmark_filter (default: all)
-#   GENAI_PEERS              peer scripts to run (default "langevin diffusion linalg attention")
-#   GENAI_PEERS_BUDGET       --budget seconds per peer case (default 20)
-#   GENAI_COMMIT             the commit to record when the tree has no usable .git
-#   OUT                      when set, the report and the logs are copied to $OUT/gpu-check/
+#   bash profiling/gpu_check.sh --rehearse --out DIR
 #
-# Exit status: 0 when the build, every test and every sanitizer run passed; 1 otherwise
-# (a failed benchmark run is reported but does not fail the check).
-set -euo pipefail
+# Plans, each within --total seconds (default 420: 7 minutes wall), in order of value:
+#   first  carry (check .carry/), build (sm_90 only), gpu-tests (every GPU test, parity tests
+#          first), memcheck (compute-sanitizer over the GPU tests, small sizes), bench (one
+#          headline benchmark per family), peers (one headline peer case per family)
+#   deep   carry, build (nothing to do when the first call's build is still there), racecheck,
+#          initcheck, synccheck, bench (the full GPU table), peers (every case of every script)
+# Each phase runs under its own budget: at the budget it is stopped (its whole process group)
+# and reported "incomplete at N s", and the later phases still run. Budgets are shared out in
+# proportion, so time a phase leaves unused goes to the later ones, and the plan never passes
+# its total. GPU tests are the tests whose name contains "Gpu" (suites <Module>Gpu); under the
+# sanitizers they run with GENAI_TEST_SMALL=1 (small problem sizes, tests/test_util.hpp).
+#
+# --rehearse (no GPU): the same phases where they can run -- the carry (packed when missing,
+# checked, and a CMake configure that sees only the carried copies), the cpu preset's build
+# (build/cpu, reused: nothing is built twice), ctest (its JUnit output reused when newer than
+# every test program), the GPU tests (they skip), the sanitizer phases' discovery and runs
+# without the tool, genai_bench's CPU cases with a tiny min time, the CPU peers (--quick) --
+# and the report, where GPU-only phases are "not available here", never passed.
+#
+# Options:
+#   --plan first|deep      (default first)
+#   --out DIR              receives report.md, junit.xml, bench.json, peers.jsonl, logs.tar.gz
+#                          (plain files, no folders; default $OUT when set, else
+#                          <build dir>/gpu-check-out)
+#   --rehearse             no GPU: see above
+#   --total S              the plan's wall-clock limit in seconds (default 420)
+#   --budget PHASE=S       a phase's own budget (repeatable; defaults below)
+#   --phases a,b,...       run only these phases of the plan; the others are "not run"
+#   --build-dir DIR        default build/gpu-check (GPU), build/cpu (--rehearse)
+#   --jobs N               build and ctest parallelism (default nproc)
+# Environment: GENAI_CARRY (default .carry), GENAI_CUDA_ARCHS (default 90),
+#   GENAI_SANITIZER_JOBS (runs at once, default 4), GENAI_CHECK_LOG (the log folder, default
+#   <build dir>/gpu-check-logs).
+# Exit status: 0 when the verdict is PASS (every phase that could run passed), 1 otherwise.
+set -uo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-
-PHASES="${GENAI_PHASES:-build test sanitize bench peers}"
-ARCHS="${GENAI_CUDA_ARCHS:-90}"
-BUILD="${GENAI_BUILD_DIR:-build/gpu-check}"
-CARRY="${GENAI_CARRY:-.carry}"
-case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
-case "$CARRY" in /*) ;; *) CARRY="$ROOT/$CARRY" ;; esac
-PREFIX="$CARRY/prefix"
-JOBS="${GENAI_JOBS:-$(nproc)}"
-SAN_FILTER="${GENAI_SANITIZER_FILTER:-*Gpu*:*GPU*:*Cuda*:*CUDA*:*MatchesReference*}"
-SAN_JOBS="${GENAI_SANITIZER_JOBS:-8}"
-SAN_TIMEOUT="${GENAI_SANITIZER_TIMEOUT:-180}"
-BENCH_MIN_TIME="${GENAI_BENCH_MIN_TIME:-0.2}"
-BENCH_REPS="${GENAI_BENCH_REPS:-5}"
-BENCH_FILTER="${GENAI_BENCH_FILTER:-}"
-PEERS="${GENAI_PEERS:-langevin diffusion linalg attention}"
-PEERS_BUDGET="${GENAI_PEERS_BUDGET:-20}"
-LOG="$BUILD/gpu-check-logs"
-STATUS="$LOG/status"   # one file per phase: "<ok|failed|skipped> <seconds> <detail>"
+SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
+ROOT="$(cd "$(dirname "$SELF")/.." && pwd)"
+REPORTER="$ROOT/profiling/gpu_report.py"
+GPU_REGEX="Gpu"          # ctest -R: test names containing Gpu (suites <Module>Gpu)
+GPU_FILTER="*Gpu*"       # the same selection as a gtest filter
+PARITY_REGEX="Gpu.*MatchesReference"
 
 log() { printf '[gpu_check %s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
-die() { log "ERROR: $*"; exit 1; }
-set_status() { mkdir -p "$STATUS"; printf '%s %s %s\n' "$2" "$3" "${4:-}" > "$STATUS/$1"; }
+die() { log "ERROR: $*" >&2; exit 2; }
 
-# ---- tools ---------------------------------------------------------------------------------
-for d in /usr/local/cuda/bin /usr/local/cuda/compute-sanitizer; do
-  if [ -d "$d" ] && [[ ":$PATH:" != *":$d:"* ]]; then PATH="$PATH:$d"; fi
-done
-export PATH
-# Carried shared libraries (LAPACKE and the LAPACK/BLAS it loads, Google Benchmark): for the
-# linker at build time and for the programs at run time.
-if [ -d "$PREFIX/lib/x86_64-linux-gnu" ]; then
-  export LD_LIBRARY_PATH="$PREFIX/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-fi
-command -v cmake >/dev/null || die "cmake not found"
-command -v python3 >/dev/null || die "python3 not found (needed for the report)"
-
-# ---- phases --------------------------------------------------------------------------------
-
-phase_build() {
-  local t0=$SECONDS rc=0
-  rm -rf "$LOG"   # a fresh build starts a fresh set of results
-  mkdir -p "$LOG" "$STATUS"
-  command -v nvcc >/dev/null || die "nvcc not found (looked in PATH and /usr/local/cuda/bin)"
-
-  local args=(-S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGENAI_CUDA=ON
-              "-DCMAKE_CUDA_ARCHITECTURES=$ARCHS" -DGENAI_BUILD_TESTS=ON -DGENAI_BUILD_CLI=ON
-              -DGENAI_BUILD_BENCH=ON)
-  if [ ! -f "$BUILD/CMakeCache.txt" ] && command -v ninja >/dev/null; then args+=(-G Ninja); fi
-
-  # Dependencies: the carried copies (CMAKE_PREFIX_PATH is searched before the system paths),
-  # and the system's for whatever is not carried.
-  local missing=() prefixes=()
-  if [ -d "$PREFIX" ]; then
-    prefixes+=("$PREFIX")
-    args+=("-DGENAI_DEPS_PREFIX=$PREFIX")
-  fi
-  if [ ! -f /usr/include/Random123/philox.h ] && [ ! -f "$PREFIX/include/Random123/philox.h" ]; then
-    missing+=(Random123)
-  fi
-  if [ ! -f /usr/include/CLI/CLI.hpp ] && [ ! -f "$PREFIX/include/CLI/CLI.hpp" ]; then
-    missing+=(CLI11)
-  fi
-  if [ -f "$CARRY/googletest/CMakeLists.txt" ]; then
-    args+=("-DGENAI_GTEST_SOURCE_DIR=$CARRY/googletest")
-    # Also build and install GoogleTest from those sources once, into the build folder, so that
-    # find_package(GTest) finds a package (GTest::gtest, GTest::gtest_main) and the tests never
-    # depend on how a GoogleTest source tree names its targets.
-    local gt_prefix="$BUILD/deps/googletest"
-    if [ ! -f "$gt_prefix/.installed" ]; then
-      log "GoogleTest: building the carried sources into $gt_prefix"
-      local gt_gen=()
-      command -v ninja > /dev/null && gt_gen=(-G Ninja)
-      rm -rf "$BUILD/deps/googletest-build"
-      if cmake -S "$CARRY/googletest" -B "$BUILD/deps/googletest-build" "${gt_gen[@]}" \
-           -DCMAKE_BUILD_TYPE=Release "-DCMAKE_INSTALL_PREFIX=$gt_prefix" -DINSTALL_GTEST=ON \
-           -DBUILD_GMOCK=ON > "$LOG/googletest.log" 2>&1 &&
-         cmake --build "$BUILD/deps/googletest-build" -j "$JOBS" >> "$LOG/googletest.log" 2>&1 &&
-         cmake --install "$BUILD/deps/googletest-build" >> "$LOG/googletest.log" 2>&1; then
-        touch "$gt_prefix/.installed"
-      else
-        log "WARNING: GoogleTest did not build from $CARRY/googletest (see $LOG/googletest.log);"
-        log "         falling back to GENAI_GTEST_SOURCE_DIR"
-      fi
-    fi
-    if [ -f "$gt_prefix/.installed" ]; then prefixes+=("$gt_prefix"); fi
-  elif [ ! -f /usr/src/googletest/CMakeLists.txt ] && [ ! -f /usr/include/gtest/gtest.h ]; then
-    missing+=(GoogleTest)
-  fi
-  if [ ${#prefixes[@]} -gt 0 ]; then
-    local joined
-    joined="$(IFS=';'; printf '%s' "${prefixes[*]}")"
-    args+=("-DCMAKE_PREFIX_PATH=$joined")
-  fi
-  if [ ${#missing[@]} -gt 0 ]; then
-    log "missing dependencies: ${missing[*]}"
-    log "on a dev machine run 'bash profiling/pack_deps.sh' and carry .carry/ here"
-    set_status build failed $((SECONDS - t0)) "missing dependencies: ${missing[*]}"
-    return 1
-  fi
-
-  # Google Benchmark: the carried shared library must load here (it was built for Debian 12);
-  # if it does not, build without genai_bench rather than fail the whole check.
-  local bench_cfg
-  bench_cfg="$(find "$PREFIX" -name benchmarkConfig.cmake -path '*/cmake/benchmark/*' 2>/dev/null | head -n 1 || true)"
-  if [ -n "$bench_cfg" ]; then
-    local cfg_dir lib_dir probe="$BUILD/benchmark-probe"
-    cfg_dir="$(dirname "$bench_cfg")"
-    lib_dir="$(dirname "$(dirname "$cfg_dir")")"
-    mkdir -p "$probe"
-    printf '%s\n' '#include <benchmark/benchmark.h>' \
-      'static void BM_probe(benchmark::State& s) { for (auto _ : s) benchmark::DoNotOptimize(s.iterations()); }' \
-      'BENCHMARK(BM_probe);' 'BENCHMARK_MAIN();' > "$probe/probe.cpp"
-    if "${CXX:-c++}" -std=c++17 -I"$PREFIX/include" "$probe/probe.cpp" -o "$probe/probe" \
-         -L"$lib_dir" -lbenchmark -pthread -Wl,-rpath,"$lib_dir" > "$LOG/benchmark-probe.log" 2>&1 &&
-       "$probe/probe" --benchmark_list_tests >> "$LOG/benchmark-probe.log" 2>&1; then
-      args+=("-Dbenchmark_DIR=$cfg_dir")
-      log "Google Benchmark: carried copy ($cfg_dir)"
-    else
-      args+=(-DGENAI_BUILD_BENCH=OFF)
-      log "WARNING: the carried Google Benchmark does not link or load here; genai_bench skipped"
-      log "         (see $LOG/benchmark-probe.log)"
-    fi
-  fi
-
-  log "configure: ${args[*]}"
-  if ! cmake "${args[@]}" > "$LOG/configure.log" 2>&1; then
-    tail -n 40 "$LOG/configure.log"
-    set_status build failed $((SECONDS - t0)) "configure failed"
-    return 1
-  fi
-  grep -E '^-- genai' "$LOG/configure.log" || true
-  log "build (-j $JOBS)"
-  cmake --build "$BUILD" -j "$JOBS" > "$LOG/build.log" 2>&1 || rc=$?
-  if [ "$rc" -ne 0 ]; then
-    grep -E 'error|Error' "$LOG/build.log" | head -n 40 || true
-    tail -n 20 "$LOG/build.log"
-    set_status build failed $((SECONDS - t0)) "build failed (rc $rc)"
-    return 1
-  fi
-  local warnings
-  warnings="$(grep -c 'warning' "$LOG/build.log" || true)"
-  log "build ok in $((SECONDS - t0)) s ($warnings lines mentioning warnings)"
-  set_status build ok $((SECONDS - t0)) "$warnings warning lines"
+# Default budgets in seconds; per plan they add up to 405, which with RESERVE (the report and
+# the logs) is the default total of 420.
+default_budget() {  # mode plan phase
+  case "$1:$2:$3" in
+    gpu:first:carry) echo 10 ;;      gpu:deep:carry) echo 10 ;;
+    gpu:first:build) echo 150 ;;     gpu:deep:build) echo 150 ;;
+    gpu:first:gpu-tests) echo 60 ;;
+    gpu:first:memcheck) echo 70 ;;
+    gpu:deep:racecheck) echo 40 ;;   gpu:deep:initcheck) echo 40 ;;
+    gpu:deep:synccheck) echo 30 ;;
+    gpu:first:bench) echo 50 ;;      gpu:deep:bench) echo 90 ;;
+    gpu:first:peers) echo 65 ;;      gpu:deep:peers) echo 45 ;;
+    # The rehearsal: packing the carry and a configure on a slow machine, a build that is
+    # normally there already, the CPU tests; the sanitizer phases share 45 s in either plan.
+    rehearse:*:carry) echo 45 ;;     rehearse:*:build) echo 120 ;;
+    rehearse:*:cpu-tests) echo 90 ;; rehearse:*:gpu-tests) echo 30 ;;
+    rehearse:first:memcheck) echo 45 ;;
+    rehearse:deep:racecheck | rehearse:deep:initcheck | rehearse:deep:synccheck) echo 15 ;;
+    rehearse:*:bench) echo 45 ;;     rehearse:*:peers) echo 30 ;;
+    *) echo 30 ;;
+  esac
+}
+plan_phases() {  # plan mode
+  local p
+  case "$1" in
+    first) p="carry build gpu-tests memcheck bench peers" ;;
+    deep) p="carry build racecheck initcheck synccheck bench peers" ;;
+    *) die "unknown plan '$1' (first, deep)" ;;
+  esac
+  # The rehearsal also runs the CPU tests (on the GPU machine CI has run them already).
+  [ "$2" = rehearse ] && p="${p/build /build cpu-tests }"
+  echo "$p"
 }
 
-phase_test() {
-  local t0=$SECONDS rc=0
-  [ -f "$BUILD/CTestTestfile.cmake" ] || die "no build in $BUILD: run the build phase first"
-  mkdir -p "$LOG" "$STATUS"
-  rm -f "$LOG/ctest.log" "$LOG/ctest-junit.xml"
-  log "ctest (-j $JOBS)"
-  ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS" --timeout 600 \
-        --output-junit "$LOG/ctest-junit.xml" > "$LOG/ctest.log" 2>&1 || rc=$?
-  grep -E 'tests passed|tests failed|The following tests|Failed|\*\*\*' "$LOG/ctest.log" | tail -n 40 || true
-  if [ "$rc" -eq 0 ]; then set_status test ok $((SECONDS - t0)); else set_status test failed $((SECONDS - t0)) "ctest rc $rc"; fi
+# ---- the phases (each runs in its own process, under `timeout`, with GC_* exported) -----------
+
+# Carried prefix, as CMake arguments (also used for the rehearsal's carry-only configure).
+carry_cmake_args() {
+  [ -d "$GC_CARRY/prefix" ] || return 0
+  printf '%s\n' "-DCMAKE_PREFIX_PATH=$GC_CARRY/prefix" "-DGENAI_DEPS_PREFIX=$GC_CARRY/prefix"
+  [ -f "$GC_CARRY/googletest/CMakeLists.txt" ] &&
+    printf '%s\n' "-DGENAI_GTEST_SOURCE_DIR=$GC_CARRY/googletest"
+  local cfg check="$GC_LOG/phase-carry.log"
+  cfg="$(find "$GC_CARRY/prefix" -name benchmarkConfig.cmake -path '*/cmake/benchmark/*' | head -n 1)"
+  [ -n "$cfg" ] || return 0
+  # Only when the carried library linked and ran here: the carry phase's pack_deps.sh --check
+  # says so, or (that phase not run) the same check now.
+  if ! grep -q '^pack_deps: .*benchmark: ' "$check" 2> /dev/null; then
+    check="$GC_LOG/carry-check.log"
+    GENAI_CARRY="$GC_CARRY" bash "$ROOT/profiling/pack_deps.sh" --check > "$check" 2>&1
+  fi
+  if grep -q '^pack_deps: benchmark: ok' "$check"; then
+    printf '%s\n' "-Dbenchmark_DIR=$(dirname "$cfg")"
+  else
+    printf '%s\n' "-DGENAI_BUILD_BENCH=OFF"
+  fi
+}
+
+phase_carry() {
+  if [ ! -d "$GC_CARRY" ]; then
+    if [ "$GC_MODE" = rehearse ]; then
+      log "no $GC_CARRY: packing it (profiling/pack_deps.sh)"
+      GENAI_CARRY="$GC_CARRY" bash "$ROOT/profiling/pack_deps.sh" || return 1
+    else
+      note "no $GC_CARRY: the build uses the system's packages"
+      return 0
+    fi
+  else
+    GENAI_CARRY="$GC_CARRY" bash "$ROOT/profiling/pack_deps.sh" --check || return 1
+  fi
+  note "pack_deps.sh --check: every file there, the probes linked against the carry ran"
+  [ "$GC_MODE" = rehearse ] || return 0
+  # A configure that sees only the carried copies: the system prefixes are ignored by every
+  # find_* call, so a dependency missing from the carry fails here, not on the GPU machine.
+  local dir="$GC_BUILD-carry" args=() a
+  while IFS= read -r a; do args+=("$a"); done < <(carry_cmake_args)
+  rm -rf "$dir"
+  log "configure against $GC_CARRY/prefix only (system prefixes ignored) in $dir"
+  if ! cmake -S "$ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGENAI_CUDA=OFF \
+       "-DCMAKE_MAKE_PROGRAM=$(command -v ninja)" "-DCMAKE_CXX_COMPILER=$(command -v c++)" \
+       "-DCMAKE_SYSTEM_IGNORE_PREFIX_PATH=/usr;/usr/local;/" \
+       "-DCMAKE_IGNORE_PATH=/usr/include;/usr/lib;/usr/lib/x86_64-linux-gnu;/usr/share" \
+       "${args[@]}" > "$GC_LOG/carry-configure.log" 2>&1; then
+    grep -E 'Error|error|Could NOT|not found' "$GC_LOG/carry-configure.log" | head -n 20 |
+      sed 's/^/ERROR: /'
+    return 1
+  fi
+  # Every dependency the configure found must come from the carry.
+  local outside
+  outside="$(grep -E '^[A-Za-z0-9_]+(:[A-Z]+)?=/usr/(include|lib|share|src)' "$dir/CMakeCache.txt" |
+             grep -vE ':INTERNAL=|^CMAKE_' || true)"
+  if [ -n "$outside" ]; then
+    printf '%s\n' "$outside" | sed 's/^/ERROR: found outside the carry: /'
+    return 1
+  fi
+  note "configure with the system prefixes ignored: every dependency found in the carry"
+}
+
+phase_build() {
+  local args=() a rc=0
+  if [ "$GC_MODE" = rehearse ]; then
+    # The cpu preset's settings; CI has built build/cpu already, so this is a check of it.
+    if [ ! -f "$GC_BUILD/CMakeCache.txt" ]; then
+      cmake -S "$ROOT" -B "$GC_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGENAI_CUDA=OFF \
+        > "$GC_LOG/configure.log" 2>&1 || return 1
+    fi
+  else
+    command -v nvcc > /dev/null || { log "ERROR: nvcc not found"; return 1; }
+    args=(-S "$ROOT" -B "$GC_BUILD" -DCMAKE_BUILD_TYPE=Release -DGENAI_CUDA=ON
+          "-DCMAKE_CUDA_ARCHITECTURES=$GC_ARCHS" -DGENAI_BUILD_TESTS=ON -DGENAI_BUILD_CLI=ON
+          -DGENAI_BUILD_BENCH=ON)
+    [ -f "$GC_BUILD/CMakeCache.txt" ] || args+=(-G Ninja)
+    while IFS= read -r a; do args+=("$a"); done < <(carry_cmake_args)
+    log "configure: cmake ${args[*]}"
+    cmake "${args[@]}" > "$GC_LOG/configure.log" 2>&1 || { tail -n 30 "$GC_LOG/configure.log"; return 1; }
+  fi
+  log "build $GC_BUILD (-j $GC_JOBS)"
+  cmake --build "$GC_BUILD" -j "$GC_JOBS" > "$GC_LOG/build.log" 2>&1 || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    grep -E 'error|FAILED' "$GC_LOG/build.log" | head -n 30
+    return 1
+  fi
+  if grep -q 'ninja: no work to do' "$GC_LOG/build.log"; then
+    note "$(basename "$GC_BUILD") up to date (reused)"
+  else
+    note "$(grep -c '^\[' "$GC_LOG/build.log") build steps"
+  fi
+}
+
+# One line of the phase's note (shown in the report's phase table).
+note() { printf '%s\n' "$*" >> "$GC_LOG/phase-$GC_PHASE.note"; }
+
+phase_cpu_tests() {
+  # scripts/test.sh writes its JUnit file there; reuse it when nothing it tested has changed.
+  local junit="$GC_BUILD/ctest-junit.xml" newer=""
+  if [ -f "$junit" ]; then
+    newer="$(find "$GC_BUILD/tests" "$GC_BUILD/cli" "$ROOT/tests" "$ROOT/profiling" -maxdepth 2 \
+               -type f \( -perm -u+x -o -name '*.cmake' -o -name '*.py' -o -name '*.sh' \) \
+               -newer "$junit" 2> /dev/null | head -n 1)"
+  fi
+  if [ -f "$junit" ] && [ -z "$newer" ]; then
+    cp "$junit" "$GC_LOG/ctest-cpu.xml"
+    note "reused $(basename "$GC_BUILD")/ctest-junit.xml (newer than every test program)"
+    return 0
+  fi
+  log "ctest (-j $GC_JOBS)${newer:+; $newer is newer than the last JUnit file}"
+  ctest --test-dir "$GC_BUILD" -j "$GC_JOBS" --timeout 300 --output-junit "$GC_LOG/ctest-cpu.xml" \
+    > "$GC_LOG/ctest-cpu.log" 2>&1
+}
+
+phase_gpu_tests() {
+  local j="$GC_JOBS" rc=0
+  [ "$GC_MODE" = gpu ] && j=8   # one GPU: a few test processes at once
+  log "ctest: parity tests first (-R '$PARITY_REGEX'), then the other GPU tests"
+  ctest --test-dir "$GC_BUILD" -R "$PARITY_REGEX" --no-tests=error -j "$j" --timeout 120 \
+    --output-junit "$GC_LOG/ctest-gpu-1.xml" > "$GC_LOG/ctest-gpu-1.log" 2>&1 || rc=1
+  ctest --test-dir "$GC_BUILD" -R "$GPU_REGEX" -E MatchesReference --no-tests=ignore -j "$j" \
+    --timeout 120 --output-junit "$GC_LOG/ctest-gpu-2.xml" > "$GC_LOG/ctest-gpu-2.log" 2>&1 || rc=1
+  tail -n 3 "$GC_LOG/ctest-gpu-1.log" "$GC_LOG/ctest-gpu-2.log"
   return "$rc"
 }
 
-# One compute-sanitizer run; writes "<exe>\t<tool>\t<verdict>\t<detail>" to a .verdict file.
-sanitize_one() {
-  local exe="$1" tool="$2" name out rc=0 verdict detail
-  name="$(basename "$exe")"
-  out="$LOG/sanitizer/$name.$tool"
-  timeout --kill-after=15 "$SAN_TIMEOUT" compute-sanitizer --tool "$tool" --error-exitcode 86 \
-    "$exe" --gtest_filter="$SAN_FILTER" > "$out.log" 2>&1 || rc=$?
-  local passed skipped summary
-  passed="$(sed -n 's/.*\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$out.log" | tail -n 1)"
-  skipped="$(sed -n 's/.*\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "$out.log" | tail -n 1)"
-  if [ "$tool" = racecheck ]; then
-    summary="$(grep -o 'RACECHECK SUMMARY: [0-9]* hazards\? displayed ([0-9]* errors\?, [0-9]* warnings\?)' "$out.log" | tail -n 1 || true)"
-  else
-    summary="$(grep -o 'ERROR SUMMARY: [0-9]* errors\?' "$out.log" | tail -n 1 || true)"
-  fi
-  local errors
-  errors="$(printf '%s' "$summary" | sed -n 's/.*ERROR SUMMARY: \([0-9]*\).*/\1/p; s/.*(\([0-9]*\) error.*/\1/p' | head -n 1)"
-  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-    verdict=timeout; detail="no verdict within ${SAN_TIMEOUT} s (inconclusive)"
-  elif [ -z "$summary" ]; then
-    verdict=fail; detail="no summary line (exit $rc)"
-  elif [ "${errors:-0}" -ne 0 ] || [ "$rc" -eq 86 ]; then
-    verdict=fail; detail="$summary"
-  elif [ "$rc" -ne 0 ]; then
-    verdict=fail; detail="$summary, but the tests failed under the tool (exit $rc)"
-  elif [ "${passed:-0}" -eq 0 ]; then
-    verdict=fail; detail="$summary, but no test ran to completion (${skipped:-0} skipped): nothing was checked"
-  else
-    verdict=clean; detail="$summary; ${passed} tests passed"
-    if [ "${skipped:-0}" -ne 0 ]; then detail="$detail, ${skipped} skipped"; fi
-  fi
-  printf '%s\t%s\t%s\t%s\n' "$name" "$tool" "$verdict" "$detail" > "$out.verdict"
-  log "  $name $tool: $verdict ($detail)"
+# Seconds to this phase's deadline, less 2: a run under its own `timeout` (in a process group
+# of its own) ends, and says so, before the phase itself is stopped. At least 1 (`timeout 0`
+# would mean no limit at all).
+seconds_left() {
+  local s=$(( GC_DEADLINE - $(date +%s) - 2 ))
+  echo $(( s > 1 ? s : 1 ))
 }
 
-phase_sanitize() {
-  local t0=$SECONDS
-  mkdir -p "$LOG" "$STATUS"
-  rm -rf "$LOG/sanitizer"
-  mkdir -p "$LOG/sanitizer"
-  command -v compute-sanitizer >/dev/null || {
-    set_status sanitize failed $((SECONDS - t0)) "compute-sanitizer not found"
-    return 1
-  }
-  local exes=() exe n
-  while IFS= read -r exe; do exes+=("$exe"); done < <(find "$BUILD/tests" -maxdepth 1 -type f -name '*_test' -perm -u+x 2>/dev/null | sort)
-  [ ${#exes[@]} -gt 0 ] || { set_status sanitize failed 0 "no test executables in $BUILD/tests"; return 1; }
-  log "compute-sanitizer over ${#exes[@]} test programs, filter '$SAN_FILTER', $SAN_JOBS at once"
+# compute-sanitizer <tool> over every test program that has GPU tests (small sizes).
+phase_sanitizer() {
+  local tool="$GC_PHASE" dir="$GC_LOG/san" exe n name san=() jobs="${GENAI_SANITIZER_JOBS:-4}"
+  mkdir -p "$dir"
+  if [ "$GC_MODE" = rehearse ]; then
+    echo none > "$dir/tool.txt"   # no GPU: the same runs without the tool
+  else
+    command -v compute-sanitizer > /dev/null || { log "ERROR: compute-sanitizer not found"; return 1; }
+    echo compute-sanitizer > "$dir/tool.txt"
+    san=(compute-sanitizer --tool "$tool" --error-exitcode 86 --print-limit 50)
+  fi
+  : > "$dir/$tool.programs.tsv"
+  local exes=()
+  # Every program under the build's tests/ (at any depth; not CMake's own probes, not scripts or
+  # libraries); the ones with no test matching the filter are listed and not run.
+  while IFS= read -r exe; do exes+=("$exe"); done < <(
+    find "$GC_BUILD/tests" -type f -perm -u+x -not -path '*/CMakeFiles/*' -not -name '*.*' \
+      2> /dev/null | sort)
   for exe in "${exes[@]}"; do
-    n="$("$exe" --gtest_list_tests --gtest_filter="$SAN_FILTER" 2>/dev/null | grep -c '^  ' || true)"
-    if [ "${n:-0}" -eq 0 ]; then
-      for tool in memcheck racecheck initcheck synccheck; do
-        printf '%s\t%s\t%s\t%s\n' "$(basename "$exe")" "$tool" none "no test matches the filter" \
-          > "$LOG/sanitizer/$(basename "$exe").$tool.verdict"
-      done
+    name="$(basename "$exe")"
+    if ! n="$("$exe" --gtest_list_tests "--gtest_filter=$GPU_FILTER" 2> /dev/null)"; then
+      printf '%s\t-1\n' "$name" >> "$dir/$tool.programs.tsv"   # not a test program that starts
       continue
     fi
-    for tool in memcheck racecheck initcheck synccheck; do
-      while [ "$(jobs -rp | wc -l)" -ge "$SAN_JOBS" ]; do wait -n || true; done
-      sanitize_one "$exe" "$tool" &
-    done
+    n="$(printf '%s\n' "$n" | grep -c '^  ' || true)"
+    printf '%s\t%s\n' "$name" "$n" >> "$dir/$tool.programs.tsv"
+    [ "$n" -gt 0 ] || continue
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+    log "$tool: $name ($n GPU tests)"
+    (
+      rc=0
+      GENAI_TEST_SMALL=1 timeout -k 1 "$(seconds_left)" "${san[@]}" "$exe" \
+        "--gtest_filter=$GPU_FILTER" > "$dir/$tool.$name.log" 2>&1 || rc=$?
+      echo "$rc" > "$dir/$tool.$name.rc"
+    ) &
   done
   wait
-  if cut -f3 "$LOG"/sanitizer/*.verdict | grep -qx fail; then
-    set_status sanitize failed $((SECONDS - t0)) "sanitizer errors"
-    return 1
-  fi
-  set_status sanitize ok $((SECONDS - t0))
 }
 
 phase_bench() {
-  local t0=$SECONDS rc=0 bin="$BUILD/profiling/genai_bench"
-  mkdir -p "$LOG" "$STATUS"
-  rm -f "$LOG"/bench.*
+  local bin="$GC_BUILD/profiling/genai_bench" prefix=Gpu_ min=0.1 reps=3 filter rc=0
   if [ ! -x "$bin" ]; then
-    log "WARNING: $bin was not built (no usable Google Benchmark); no benchmark table"
-    set_status bench skipped 0 "genai_bench not built"
-    return 0
+    note "genai_bench was not built (see the build phase; the carry phase says whether Google Benchmark was usable)"
+    return 1
   fi
-  local args=("--benchmark_min_time=$BENCH_MIN_TIME" "--benchmark_repetitions=$BENCH_REPS"
-              --benchmark_report_aggregates_only=true --benchmark_format=console
-              "--benchmark_out=$LOG/bench.json" --benchmark_out_format=json)
-  [ -n "$BENCH_FILTER" ] && args+=("--benchmark_filter=$BENCH_FILTER")
-  log "genai_bench ${args[*]}"
-  timeout --kill-after=15 420 "$bin" "${args[@]}" > "$LOG/bench.txt" 2> "$LOG/bench.stderr" || rc=$?
-  # The medians only (mean, stddev and CV are in bench.txt and bench.json).
-  grep -E '^Benchmark|_median|ERROR OCCURRED' "$LOG/bench.txt" | awk '!seen[$0]++' || true
-  grep '^genai_bench:' "$LOG/bench.stderr" || true
-  if [ "$rc" -eq 0 ]; then
-    set_status bench ok $((SECONDS - t0))
+  [ "$GC_MODE" = rehearse ] && { prefix=Cpu_; min=0.01; reps=1; }
+  [ "$GC_PLAN" = deep ] && [ "$GC_MODE" = gpu ] && min=0.05
+  if [ "$GC_PLAN" = first ]; then
+    filter="$("$bin" --benchmark_list_tests 2> "$GC_LOG/bench.stderr" |
+              python3 "$REPORTER" headline --prefix "$prefix")"
+    [ -n "$filter" ] || { note "no $prefix benchmark listed"; return 1; }
+    note "headline: the first case of each ${prefix}* family"
   else
-    tail -n 20 "$LOG/bench.stderr"
-    set_status bench failed $((SECONDS - t0)) "genai_bench exit $rc"
+    filter="^$prefix"
+    note "every ${prefix}* benchmark"
   fi
-  return 0
+  printf '%s\n' "$filter" > "$GC_LOG/bench-filter.txt"
+  printf 'bench_args\t%s repetitions of at least %s s each (the median when more than one)\n' \
+    "$reps" "$min" >> "$GC_LOG/meta.tsv"
+  log "genai_bench --benchmark_filter='$filter'"
+  "$bin" "--benchmark_filter=$filter" "--benchmark_min_time=$min" "--benchmark_repetitions=$reps" \
+    --benchmark_report_aggregates_only=true "--benchmark_out=$GC_LOG/bench.json" \
+    --benchmark_out_format=json > "$GC_LOG/bench.txt" 2>> "$GC_LOG/bench.stderr" || rc=$?
+  echo "$rc" > "$GC_LOG/bench.rc"
+  grep -E '_median|ERROR OCCURRED' "$GC_LOG/bench.txt" | head -n 40
+  return "$rc"
 }
 
-# The peers of profiling/peers/ (PyTorch, JAX, CuPy on the GPU) on genai_bench's workloads, each
-# script under a time limit; results as JSON lines for the report's side-by-side table.
+# The headline case of each peer script for the first plan (its --only regex over
+# 'peer/case'); a script not named here runs with --quick (a smoke run).
+peer_headline() {
+  case "$1" in
+    langevin) echo '^pytorch eager/ula_gmm8$' ;;
+    diffusion) echo '^pytorch eager/ddpm_gmm8$' ;;
+    linalg) echo '^torch\.linalg\.svd default/tall$' ;;
+    attention) echo '^torch sdpa default/sdpa$' ;;
+  esac
+}
+
 phase_peers() {
-  local t0=$SECONDS failed=()
-  mkdir -p "$LOG" "$STATUS"
-  rm -f "$LOG"/peers.*
-  for m in $PEERS; do
-    local script="$ROOT/profiling/peers/${m}_peers.py"
-    [ -f "$script" ] || continue
-    log "peers: $m"
-    timeout --kill-after=15 540 python3 "$script" --json "$LOG/peers.jsonl" \
-      --budget "$PEERS_BUDGET" > "$LOG/peers.$m.txt" 2>&1 || failed+=("$m")
-  done
-  if [ ${#failed[@]} -eq 0 ]; then
-    set_status peers ok $((SECONDS - t0))
-  else
-    set_status peers failed $((SECONDS - t0)) "failed or timed out: ${failed[*]}"
-  fi
-  return 0
-}
-
-# ---- the report ----------------------------------------------------------------------------
-
-source_state() {  # prints "commit<TAB>state<TAB>note" and the diffstat below it
-  if git -C "$ROOT" rev-parse --verify -q HEAD > /dev/null 2>&1; then
-    local head dirty
-    head="$(git -C "$ROOT" rev-parse HEAD)"
-    dirty="$(git -C "$ROOT" status --porcelain --untracked-files=normal 2>/dev/null || true)"
-    if [ -z "$dirty" ]; then
-      printf '%s\tclean\tgit in this tree\n' "$head"
+  local scripts=() s m args left n rc
+  while IFS= read -r s; do scripts+=("$s"); done < <(
+    find "$ROOT/profiling/peers" -maxdepth 1 -name '*_peers.py' | sort)
+  [ ${#scripts[@]} -gt 0 ] || { note "no profiling/peers/*_peers.py"; return 0; }
+  n=${#scripts[@]}
+  for s in "${scripts[@]}"; do
+    m="$(basename "$s" _peers.py)"
+    args=(--json "$GC_LOG/peers.jsonl")
+    if [ "$GC_MODE" = rehearse ]; then
+      args+=(--device cpu --quick)
+      echo "--device cpu --quick" > "$GC_LOG/peers.$m.only"
+    elif [ "$GC_PLAN" = first ] && [ -n "$(peer_headline "$m")" ]; then
+      args+=(--only "$(peer_headline "$m")" --repeats 5 --warmup 2 --budget 2)
+      peer_headline "$m" > "$GC_LOG/peers.$m.only"
+    elif [ "$GC_PLAN" = first ]; then
+      args+=(--quick --budget 1)
+      echo "--quick (no headline case named in gpu_check.sh)" > "$GC_LOG/peers.$m.only"
     else
-      printf '%s\tuncommitted\tgit in this tree; uncommitted changes on top of this commit\n' "$head"
-      git -C "$ROOT" diff --stat HEAD 2>/dev/null | tail -n 40 || true
-      printf '%s\n' "$dirty" | grep '^??' | sed 's/^?? /new file: /' | head -n 40 || true
+      args+=(--repeats 5 --warmup 2 --budget 2)
     fi
-  elif [ -n "${GENAI_COMMIT:-}" ]; then
-    printf '%s\tgiven\tGENAI_COMMIT (no .git in this tree)\n' "$GENAI_COMMIT"
-  elif [ -f "$CARRY/SOURCE_STATE" ]; then
-    local c s p
-    c="$(sed -n 's/^commit=//p' "$CARRY/SOURCE_STATE")"
-    s="$(sed -n 's/^state=//p' "$CARRY/SOURCE_STATE")"
-    p="$(sed -n 's/^packed_at=//p' "$CARRY/SOURCE_STATE")"
-    printf '%s\t%s\trecorded by pack_deps.sh at %s (no .git in this tree)\n' "${c:-unknown}" "${s:-unknown}" "${p:-?}"
-    sed -n '/^diffstat:$/,$p' "$CARRY/SOURCE_STATE" | tail -n +2
-  else
-    printf 'unknown\tunknown\tno .git, no GENAI_COMMIT, no .carry/SOURCE_STATE\n'
-  fi
+    # An equal share of what is left for each script still to run.
+    left=$(( $(seconds_left) / n ))
+    [ "$left" -ge 1 ] || left=1
+    n=$((n - 1))
+    log "peers: $m (${left} s): ${args[*]}"
+    rc=0
+    LD_LIBRARY_PATH="$GC_PEERS_LD_LIBRARY_PATH" timeout -k 1 "$left" python3 "$s" "${args[@]}" \
+      > "$GC_LOG/peers.$m.txt" 2>&1 || rc=$?
+    echo "$rc" > "$GC_LOG/peers.$m.rc"
+  done
 }
 
-write_report() {
-  mkdir -p "$LOG" "$ROOT/profiling/results"
-  local gpu="unknown" driver="unknown" smi_cuda="unknown" cc="" nvcc_v="unknown"
-  if command -v nvidia-smi > /dev/null 2>&1; then
-    local q
-    q="$(nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv,noheader 2>/dev/null | head -n 1 || true)"
-    if [ -n "$q" ]; then
-      gpu="$(printf '%s' "$q" | cut -d, -f1 | sed 's/^ *//; s/ *$//')"
-      driver="$(printf '%s' "$q" | cut -d, -f2 | sed 's/^ *//; s/ *$//')"
-      cc="$(printf '%s' "$q" | cut -d, -f3 | sed 's/^ *//; s/ *$//')"
-    fi
-    smi_cuda="$(nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9.]*\).*/\1/p' | head -n 1 || true)"
-  fi
-  if command -v nvcc > /dev/null 2>&1; then
-    nvcc_v="$(nvcc --version | sed -n 's/.*release \([0-9.]*\).*/\1/p' | head -n 1)"
-  fi
-  local slug date_ report
-  slug="$(printf '%s' "$gpu" | tr '[:upper:]' '[:lower:]' | sed 's/[^a-z0-9]\{1,\}/-/g; s/^-//; s/-$//')"
-  date_="$(date -u +%F)"
-  report="$ROOT/profiling/results/$date_-${slug:-unknown-gpu}.md"
-  source_state > "$LOG/source_state.txt"
-  {
-    printf 'date\t%s\n' "$(date -u '+%F %H:%M UTC')"
-    printf 'gpu\t%s\n' "$gpu"
-    printf 'compute_capability\t%s\n' "${cc:-unknown}"
-    printf 'driver\t%s\n' "$driver"
-    printf 'driver_cuda\t%s\n' "${smi_cuda:-unknown}"
-    printf 'nvcc\t%s\n' "$nvcc_v"
-    printf 'archs\t%s\n' "$ARCHS"
-    printf 'host\t%s, %s cores\n' "$(uname -sr)" "$(nproc)"
-    printf 'sanitizer_filter\t%s\n' "$SAN_FILTER"
-    printf 'bench_args\t%s repetitions of min_time %s s\n' "$BENCH_REPS" "$BENCH_MIN_TIME"
-    printf 'logs\t%s\n' "${LOG#"$ROOT"/}"
-  } > "$LOG/meta.tsv"
-  python3 - "$LOG" "$report" "$ROOT" <<'PY'
-import json, os, re, sys, xml.etree.ElementTree as ET
-
-log, report, root = sys.argv[1], sys.argv[2], sys.argv[3]
-def read(name, default=""):
-    p = os.path.join(log, name)
-    return open(p, encoding="utf-8", errors="replace").read() if os.path.exists(p) else default
-
-meta = dict(l.split("\t", 1) for l in read("meta.tsv").splitlines() if "\t" in l)
-src_lines = read("source_state.txt").splitlines()
-commit, state, note = (src_lines[0].split("\t") + ["", "", ""])[:3] if src_lines else ("unknown", "unknown", "")
-diffstat = src_lines[1:]
-
-status = {}
-sdir = os.path.join(log, "status")
-for ph in ("build", "test", "sanitize", "bench", "peers"):
-    p = os.path.join(sdir, ph)
-    if os.path.exists(p):
-        parts = open(p).read().strip().split(" ", 2)
-        status[ph] = (parts + ["", "", ""])[:3]
-    else:
-        status[ph] = ["not run", "", ""]
-
-out = []
-w = out.append
-failed_any = any(status[p][0] == "failed" for p in ("build", "test", "sanitize"))
-w(f"# GPU check {meta.get('date', '')[:10]} -- {meta.get('gpu', 'unknown GPU')}")
-w("")
-w(f"**Verdict: {'FAIL' if failed_any else 'PASS'}** "
-  f"(build {status['build'][0]}, tests {status['test'][0]}, sanitizers {status['sanitize'][0]}, "
-  f"benchmarks {status['bench'][0]}, peers {status['peers'][0]})")
-w("")
-w("| | |")
-w("|---|---|")
-commit_cell = f"`{commit}`" + (" + uncommitted changes" if state == "uncommitted" else "")
-w(f"| commit | {commit_cell} ({note}) |")
-w(f"| date | {meta.get('date', '')} |")
-w(f"| device | {meta.get('gpu', '')} (compute capability {meta.get('compute_capability', '')}) |")
-w(f"| driver | {meta.get('driver', '')} (supports CUDA {meta.get('driver_cuda', '')}) |")
-w(f"| CUDA toolkit (nvcc) | {meta.get('nvcc', '')}, CMAKE_CUDA_ARCHITECTURES={meta.get('archs', '')} |")
-bench = None
-if os.path.exists(os.path.join(log, "bench.json")):
-    try:
-        bench = json.load(open(os.path.join(log, "bench.json")))
-    except ValueError:
-        bench = None
-if bench:
-    ctx = bench.get("context", {})
-    w(f"| CUDA runtime (genai_bench) | {ctx.get('cuda_runtime_version', '?')}, driver API {ctx.get('cuda_driver_version', '?')} |")
-w(f"| host | {meta.get('host', '')} |")
-for ph in ("build", "test", "sanitize", "bench", "peers"):
-    s = status[ph]
-    w(f"| {ph} | {s[0]}" + (f", {s[1]} s" if s[1] else "") + (f" -- {s[2]}" if s[2] else "") + " |")
-if diffstat:
-    w("")
-    w("<details><summary>uncommitted changes (diffstat)</summary>")
-    w("")
-    w("```")
-    out.extend(diffstat)
-    w("```")
-    w("</details>")
-
-if status["build"][0] == "failed":
-    errs = [l for l in (read("configure.log") + read("build.log")).splitlines()
-            if re.search(r"error|Error|FAILED", l)]
-    if errs:
-        w("")
-        w("## Build errors")
-        w("")
-        w("```")
-        out.extend(l[:300] for l in errs[:30])
-        w("```")
-
-# ---- tests
-w("")
-w("## Tests (ctest)")
-w("")
-junit = os.path.join(log, "ctest-junit.xml")
-if os.path.exists(junit):
-    try:
-        root = ET.parse(junit).getroot()
-        passed, failed, skipped = [], [], []
-        for tc in root.iter("testcase"):
-            name = tc.get("name", "?")
-            st = tc.get("status", "")
-            sk = tc.find("skipped")
-            so = tc.findtext("system-out") or ""
-            if tc.find("failure") is not None or st == "fail":
-                failed.append((name, "failed"))
-            elif st == "disabled":
-                skipped.append((name, "disabled"))
-            elif st == "notrun":
-                msg = sk.get("message", "") if sk is not None else ""
-                if msg == "SKIP_REGULAR_EXPRESSION_MATCHED":
-                    # GTEST_SKIP() prints "<file>:<line>: Skipped" and the reason below it.
-                    lines = so.splitlines()
-                    reason = "skipped"
-                    for i, line in enumerate(lines):
-                        if line.rstrip().endswith("Skipped") and i + 1 < len(lines):
-                            reason = lines[i + 1].strip() or reason
-                            break
-                    skipped.append((name, reason[:200]))
-                else:
-                    failed.append((name, f"not run: {msg}"))
-            else:
-                passed.append(name)
-        total = len(passed) + len(failed) + len(skipped)
-        w(f"{total} tests: **{len(passed)} passed, {len(failed)} failed, {len(skipped)} skipped**.")
-        if failed:
-            w("")
-            w("Failures:")
-            w("")
-            for n, why in failed:
-                w(f"- `{n}` -- {why}")
-        if skipped:
-            w("")
-            w("Skipped:")
-            w("")
-            for n, why in skipped[:100]:
-                w(f"- `{n}` -- {why.replace('|', '/')}")
-    except ET.ParseError as e:
-        w(f"ctest JUnit output unreadable: {e}")
-else:
-    w("Not run (no ctest JUnit output).")
-ctl = read("ctest.log")
-m = re.search(r"^\d+% tests passed.*$", ctl, re.M)
-if m:
-    w("")
-    w(f"ctest: `{m.group(0).strip()}`")
-
-# ---- sanitizers
-w("")
-w("## compute-sanitizer")
-w("")
-sd = os.path.join(log, "sanitizer")
-rows = []
-if os.path.isdir(sd):
-    for f in sorted(os.listdir(sd)):
-        if f.endswith(".verdict"):
-            parts = open(os.path.join(sd, f)).read().rstrip("\n").split("\t")
-            if len(parts) == 4:
-                rows.append(parts)
-if rows:
-    w(f"GPU tests only (`--gtest_filter='{meta.get('sanitizer_filter', '')}'`); a verdict is clean "
-      "when the tool's summary shows 0 errors and the tests passed under it.")
-    w("")
-    w("| program | tool | verdict | detail |")
-    w("|---|---|---|---|")
-    order = {"memcheck": 0, "racecheck": 1, "initcheck": 2, "synccheck": 3}
-    for exe, tool, verdict, detail in sorted(rows, key=lambda r: (r[0], order.get(r[1], 9))):
-        v = {"clean": "clean", "fail": "**FAIL**", "timeout": "timeout", "none": "no GPU tests"}.get(verdict, verdict)
-        w(f"| {exe} | {tool} | {v} | {detail.replace('|', '/')} |")
-else:
-    w("Not run.")
-
-# ---- benchmarks
-w("")
-w("## Benchmarks (genai_bench)")
-w("")
-peaks = [l for l in read("bench.stderr").splitlines() if l.startswith("genai_bench:")]
-if peaks:
-    w("Device peaks measured in this run:")
-    w("")
-    for l in peaks:
-        w(f"- {l[len('genai_bench:'):].strip()}")
-    w("")
-if bench:
-    groups = {}
-    for b in bench.get("benchmarks", []):
-        key = b.get("run_name", b.get("name", "?"))
-        g = groups.setdefault(key, {})
-        if b.get("error_occurred"):
-            g["error"] = b.get("error_message", "error")
-        elif b.get("run_type") == "aggregate":
-            g[b.get("aggregate_name", "?")] = b
-        else:
-            g.setdefault("iterations", []).append(b)
-    def si_time(v, unit):
-        return f"{v:.4g} {unit}"
-
-    w(f"Median of {meta.get('bench_args', '')}; GPU time from CUDA events, CPU time from the wall "
-      "clock. GB/s counts compulsory bytes (read + written); % of peak is against the D2D copy "
-      "for memory-bound rows and against the matching cuBLAS GEMM for GEMM rows.")
-    w("")
-    w("| benchmark | time | CV | bytes/call | GB/s | TFLOP/s | % of peak |")
-    w("|---|---:|---:|---:|---:|---:|---:|")
-    skipped_b = []
-    for name, g in groups.items():
-        short = re.sub(r"/(manual_time|real_time)$", "", name)
-        if "error" in g and not any(k in g for k in ("median", "iterations")):
-            skipped_b.append((short, g["error"]))
-            continue
-        b = g.get("median") or (g.get("iterations") or [None])[0]
-        if b is None:
-            continue
-        cv = g.get("cv")
-        cv_s = f"{100 * cv['real_time']:.1f}%" if cv and "real_time" in cv else ""
-        bw = b.get("bw")
-        fr = b.get("flop_rate")
-        pk = b.get("peak_frac")
-        by = b.get("bytes")
-        w(f"| `{short}` | {si_time(b['real_time'], b.get('time_unit', 'ns'))} | {cv_s} | "
-          f"{'' if by is None else f'{by / 2**20:.1f} MiB'} | "
-          f"{'' if bw is None else f'{bw / 1e9:.1f}'} | {'' if fr is None else f'{fr / 1e12:.2f}'} | "
-          f"{'' if pk is None else f'{100 * pk:.1f}%'} |")
-    if skipped_b:
-        w("")
-        w("Did not run:")
-        w("")
-        for n, e in skipped_b:
-            w(f"- `{n}` -- {e}")
-else:
-    w("No benchmark results" + (f" ({status['bench'][2]})." if status["bench"][2] else "."))
-
-# ---- peers
-w("")
-w("## Peers (profiling/peers/, same workloads)")
-w("")
-peers_file = os.path.join(log, "peers.jsonl")
-if os.path.exists(peers_file):
-    import subprocess
-    args = [sys.executable, os.path.join(root, "profiling", "peers", "common.py"),
-            "compare", peers_file]
-    if os.path.exists(os.path.join(log, "bench.json")):
-        args.append(os.path.join(log, "bench.json"))
-    res = subprocess.run(args, capture_output=True, text=True)
-    w("ratio = peer seconds / our seconds (> 1: ours faster)." if res.returncode == 0 else
-      f"compare failed: {res.stderr.strip()}")
-    w("")
-    w("\n".join(res.stdout.splitlines()[2:]))
-else:
-    w("Not run" + (f" ({status['peers'][2]})." if status["peers"][2] else "."))
-
-w("")
-w(f"Logs: `{meta.get('logs', '')}/` on the GPU machine (configure, build, ctest, sanitizer and "
-  "benchmark output, bench.json), copied to `$OUT/gpu-check/logs/` when OUT is set.")
-open(report, "w").write("\n".join(out) + "\n")
-print(report)
-PY
+run_phase_body() {  # the child process: one phase
+  case "$GC_PHASE" in
+    carry) phase_carry ;;
+    build) phase_build ;;
+    cpu-tests) phase_cpu_tests ;;
+    gpu-tests) phase_gpu_tests ;;
+    memcheck | racecheck | initcheck | synccheck) phase_sanitizer ;;
+    bench) phase_bench ;;
+    peers) phase_peers ;;
+    *) log "unknown phase $GC_PHASE"; return 2 ;;
+  esac
 }
 
-# ---- main ----------------------------------------------------------------------------------
+if [ "${1:-}" = "--run-phase" ]; then
+  GC_PHASE="$2"
+  run_phase_body
+  rc=$?
+  [ "$rc" -eq 0 ] || exit 1   # never 124/137: those mean "stopped at the budget"
+  exit 0
+fi
 
-log "repository $ROOT, build $BUILD, phases: $PHASES"
-overall=0
-for phase in $PHASES; do
-  case "$phase" in
-    build) phase_build || { overall=1; log "build failed: skipping the remaining phases"; break; } ;;
-    test) phase_test || overall=1 ;;
-    sanitize) phase_sanitize || overall=1 ;;
-    bench) phase_bench || true ;;
-    peers) phase_peers || true ;;
-    report) ;;
-    *) die "unknown phase '$phase' (build test sanitize bench peers report)" ;;
+# ---- the plan -----------------------------------------------------------------------------
+
+PLAN=first MODE=gpu TOTAL=420 RESERVE=15 ONLY="" BUILD="" OUTDIR="${OUT:-}"
+JOBS="$(nproc)"
+declare -A BUDGET=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --plan) PLAN="$2"; shift 2 ;;
+    --out) OUTDIR="$2"; shift 2 ;;
+    --rehearse) MODE=rehearse; shift ;;
+    --total) TOTAL="$2"; shift 2 ;;
+    --budget) BUDGET["${2%%=*}"]="${2#*=}"; shift 2 ;;
+    --phases) ONLY=",$2,"; shift 2 ;;
+    --build-dir) BUILD="$2"; shift 2 ;;
+    --jobs) JOBS="$2"; shift 2 ;;
+    -h | --help) sed -n '2,/^set -uo/p' "$SELF" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument '$1' (--help lists them)" ;;
   esac
 done
-# Phases from earlier runs count too (GENAI_PHASES split over several sessions).
-for phase in build test sanitize; do
-  if [ -f "$STATUS/$phase" ] && [ "$(cut -d' ' -f1 "$STATUS/$phase")" = failed ]; then overall=1; fi
+PHASES="$(plan_phases "$PLAN" "$MODE")" || exit 2
+[ "$TOTAL" -gt $((RESERVE * 2)) ] 2> /dev/null || RESERVE=$((TOTAL / 4))
+if [ -z "$BUILD" ]; then
+  if [ "$MODE" = rehearse ]; then BUILD=build/cpu; else BUILD=build/gpu-check; fi
+fi
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+CARRY="${GENAI_CARRY:-$ROOT/.carry}"
+case "$CARRY" in /*) ;; *) CARRY="$ROOT/$CARRY" ;; esac
+[ -n "$OUTDIR" ] || OUTDIR="$BUILD/gpu-check-out"
+case "$OUTDIR" in /*) ;; *) OUTDIR="$PWD/$OUTDIR" ;; esac
+LOG="${GENAI_CHECK_LOG:-$BUILD/gpu-check-logs}"
+T0="$(date +%s)"
+
+for d in /usr/local/cuda/bin /usr/local/cuda/compute-sanitizer; do
+  if [ -d "$d" ] && [[ ":$PATH:" != *":$d:"* ]]; then PATH="$PATH:$d"; fi
+done
+# The carried shared libraries (LAPACKE and the LAPACK/BLAS it loads, Google Benchmark), for
+# the linker and for every program the phases run.
+# The peer scripts run with the machine's own (PyTorch, JAX and NumPy bring theirs).
+export GC_PEERS_LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}"
+if [ -d "$CARRY/prefix/lib/x86_64-linux-gnu" ]; then
+  export LD_LIBRARY_PATH="$CARRY/prefix/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+export PATH
+command -v python3 > /dev/null || die "python3 not found (the report needs it)"
+command -v cmake > /dev/null || die "cmake not found"
+
+rm -rf "$LOG"
+mkdir -p "$LOG" "$OUTDIR"
+rm -f "$OUTDIR"/{report.md,junit.xml,bench.json,peers.jsonl,logs.tar.gz}  # none left from before
+export GC_MODE="$MODE" GC_PLAN="$PLAN" GC_LOG="$LOG" GC_BUILD="$BUILD" GC_CARRY="$CARRY"
+export GC_JOBS="$JOBS" GC_ARCHS="${GENAI_CUDA_ARCHS:-90}"
+
+gpu="unknown" cc="" driver="" driver_cuda="" nvcc_v="none"
+[ "$MODE" = rehearse ] && gpu="none"
+if [ "$MODE" = gpu ] && command -v nvidia-smi > /dev/null; then
+  IFS=, read -r gpu driver cc < <(nvidia-smi --query-gpu=name,driver_version,compute_cap \
+    --format=csv,noheader 2> /dev/null | head -n 1) || true
+  driver_cuda="$(nvidia-smi 2> /dev/null | sed -n 's/.*CUDA Version: *\([0-9.]*\).*/\1/p' | head -n 1)"
+fi
+command -v nvcc > /dev/null && nvcc_v="$(nvcc --version | sed -n 's/.*release \([0-9.]*\).*/\1/p')"
+cpu_model="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2> /dev/null | head -n 1)"
+trim() { printf '%s' "$1" | sed 's/^ *//; s/ *$//'; }
+{
+  printf 'plan\t%s\nmode\t%s\ntotal_s\t%s\nroot\t%s\ncarry\t%s\n' "$PLAN" "$MODE" "$TOTAL" "$ROOT" "$CARRY"
+  printf 'gpu\t%s\ncompute_capability\t%s\n' "$(trim "${gpu:-unknown}")" "$(trim "$cc")"
+  printf 'driver\t%s\ndriver_cuda\t%s\n' "$(trim "$driver")" "$driver_cuda"
+  printf 'nvcc\t%s\narchs\t%s\ngpu_filter\t%s\n' "$nvcc_v" "$GC_ARCHS" "$GPU_FILTER"
+  printf 'host\t%s, %s cores, %s\n' "$(uname -sr)" "$(nproc)" "${cpu_model:-?}"
+  printf 'date\t%s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
+} > "$LOG/meta.tsv"
+
+log "plan $PLAN ($MODE), total ${TOTAL} s, phases: $PHASES; build $BUILD; out $OUTDIR"
+selected=()
+for ph in $PHASES; do
+  if [ -z "$ONLY" ] || [[ "$ONLY" == *",$ph,"* ]]; then selected+=("$ph"); fi
+done
+own_sum=0
+for ph in "${selected[@]}"; do
+  own_sum=$((own_sum + ${BUDGET[$ph]:-$(default_budget "$MODE" "$PLAN" "$ph")}))
+done
+: > "$LOG/phases.tsv"
+for ph in $PHASES; do
+  if [ -n "$ONLY" ] && [[ "$ONLY" != *",$ph,"* ]]; then
+    printf '%s\tnot-run\t0\t\t\tnot selected (--phases)\n' "$ph" >> "$LOG/phases.tsv"
+    continue
+  fi
+  own=${BUDGET[$ph]:-$(default_budget "$MODE" "$PLAN" "$ph")}
+  avail=$((TOTAL - ($(date +%s) - T0) - RESERVE))
+  # This phase's share of the time left, in proportion to its own budget: never less than its
+  # own budget while the phases before it kept to theirs (time they left unused goes to the
+  # later phases), never more than what is left, and never more than a budget given with
+  # --budget.
+  budget=$(( own_sum > 0 ? avail * own / own_sum : 0 ))
+  [ "$budget" -le "$avail" ] || budget=$avail
+  if [ -n "${BUDGET[$ph]:-}" ] && [ "$budget" -gt "$own" ]; then budget=$own; fi
+  own_sum=$((own_sum - own))
+  # Too little time to be worth starting (unless that is all it asked for).
+  if [ "$budget" -lt 1 ] || { [ "$budget" -lt 3 ] && [ "$budget" -lt "$own" ]; }; then
+    printf '%s\tnot-run\t0\t%s\t\tno time left in the plan\n' "$ph" "$budget" >> "$LOG/phases.tsv"
+    log "$ph: not run (no time left)"
+    continue
+  fi
+  log "$ph: start (budget ${budget} s)"
+  t=$(date +%s)
+  GC_PHASE="$ph" GC_DEADLINE=$((t + budget)) \
+    timeout -k 5 "$budget" bash "$SELF" --run-phase "$ph" > "$LOG/phase-$ph.log" 2>&1
+  rc=$?
+  secs=$(( $(date +%s) - t ))
+  state="done"
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then state=incomplete; fi
+  note_text="$(paste -sd ';' "$LOG/phase-$ph.note" 2> /dev/null | sed 's/;/; /g')"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$ph" "$state" "$secs" "$budget" "$rc" "$note_text" >> "$LOG/phases.tsv"
+  if [ "$state" = incomplete ]; then
+    log "$ph: incomplete at ${secs} s (stopped at its budget)"
+  else
+    log "$ph: finished in ${secs} s (exit $rc)"
+  fi
+  if [ "$rc" -ne 0 ]; then tail -n 15 "$LOG/phase-$ph.log" | sed 's/^/    /'; fi
 done
 
-report_path=""
-if report_path="$(write_report)" && [ -f "$report_path" ]; then
-  log "report: $report_path"
-else
-  log "ERROR: the report could not be written"
-  overall=1
-fi
-if [ -n "${OUT:-}" ]; then
-  rm -rf "$OUT/gpu-check/logs"
-  mkdir -p "$OUT/gpu-check"
-  if [ -n "$report_path" ] && [ -f "$report_path" ]; then cp "$report_path" "$OUT/gpu-check/"; fi
-  cp -r "$LOG" "$OUT/gpu-check/logs"
-  log "copied the report and logs to $OUT/gpu-check/"
-fi
-if [ "$overall" -ne 0 ]; then log "GPU check FAILED"; else log "GPU check passed"; fi
-exit "$overall"
+# ---- the report and what comes back ---------------------------------------------------------
+left=$((TOTAL - ($(date +%s) - T0)))
+[ "$left" -ge 5 ] || left=5
+verdict=1
+timeout -k 2 "$left" python3 "$REPORTER" report --log "$LOG" --out "$OUTDIR" && verdict=0
+for f in bench.json peers.jsonl; do
+  [ -f "$LOG/$f" ] && cp "$LOG/$f" "$OUTDIR/$f"
+done
+cp "$OUTDIR/report.md" "$LOG/report.md" 2> /dev/null
+timeout -k 2 "$(( left > 10 ? left - 5 : 5 ))" python3 "$REPORTER" pack-logs --log "$LOG" \
+  --out "$OUTDIR/logs.tar.gz" --limit-mib 15 || log "WARNING: logs.tar.gz not written"
+log "done in $(( $(date +%s) - T0 )) s; in $OUTDIR: $(find "$OUTDIR" -maxdepth 1 -type f -printf '%f ')"
+exit "$verdict"

@@ -6,9 +6,12 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <span>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "genai/buffer.hpp"
@@ -129,6 +132,21 @@ void expect_argument_error(F&& f, const std::string& fragment) {
   } catch (const ArgumentError& e) {
     EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
   }
+}
+
+// Small problem sizes for runs under a slow checker: profiling/gpu_check.sh sets
+// GENAI_TEST_SMALL=1 for its compute-sanitizer runs, so that a racecheck run takes seconds.
+// GPU tests pick their sizes with sized(full, small) (the type is the full size's).
+inline bool small_run() {
+  static const bool small = [] {
+    const char* v = std::getenv("GENAI_TEST_SMALL");
+    return v != nullptr && *v != '\0' && std::string_view(v) != "0";
+  }();
+  return small;
+}
+template <class T>
+T sized(T full, std::type_identity_t<T> small) {
+  return small_run() ? small : full;
 }
 
 // Base of every GPU test: skips, saying why, when no CUDA device is usable.
