@@ -20,6 +20,7 @@ struct LangevinArgs {
   std::string target = "gmm8", method = "ula", device = "auto", out, trace, plot;
   std::int64_t chains = 4096, steps = 1000, dim = 2;
   float step_size = 0.01f, beta = 1.0f;
+  double progress_every = 1.0;  // seconds between progress lines; 0: after every chunk
   std::uint64_t seed = 0;
   bool quiet = false;
 };
@@ -65,8 +66,6 @@ constexpr std::int64_t kRecords = 200;
 constexpr double kTraceBytes = 256.0 * (1 << 20);
 // ESS and R-hat use the second half of the records of at most this many chains.
 constexpr std::int64_t kDiagnosticChains = 64;
-// Progress: a line at most this often (seconds), chunks sized to take about half of it.
-constexpr double kProgressSeconds = 1.0;
 
 // What a run leaves beside the states, on the host.
 struct RunOutputs {
@@ -77,9 +76,12 @@ struct RunOutputs {
 // o's run of the chains x (on ctx's device), in chunks -- of steps for ULA and MALA, of whole
 // levels for annealed runs -- of whole thin periods, each continuing the last (first_step, and
 // anneal.first_level): the same paths as one call (langevin.hpp). Prints
-// "langevin: step S/T (P%) E s" to stderr at most every kProgressSeconds unless quiet.
+// "langevin: step S/T (P%) E s" to stderr at most every `every` seconds unless quiet, chunks
+// sized to take about half of that; every = 0 prints after each chunk of one thin period, so
+// the lines do not depend on the machine's speed.
 RunOutputs run_chunked(const Context& ctx, const LangevinTarget& target, float* x,
-                       std::int64_t chains, std::int64_t d, LangevinOptions o, bool quiet) {
+                       std::int64_t chains, std::int64_t d, LangevinOptions o, bool quiet,
+                       double every) {
   const bool annealed = o.method == LangevinMethod::Annealed;
   const std::int64_t unit_steps = annealed ? o.steps : 1;  // steps per unit (a step, a level)
   const std::int64_t units = annealed ? o.anneal.levels : o.steps, total = units * unit_steps;
@@ -113,9 +115,9 @@ RunOutputs run_chunked(const Context& ctx, const LangevinTarget& target, float* 
     const double now = seconds(), took = std::max(now - t0, 1e-6);
     // Next chunk: about half the progress interval at this chunk's rate, whole periods.
     const double rate = static_cast<double>(count) / took;
-    chunk = std::max<std::int64_t>(
-        grain, static_cast<std::int64_t>(rate * kProgressSeconds / 2) / grain * grain);
-    if (!quiet && done < units && now - last_print >= kProgressSeconds) {
+    chunk = std::max<std::int64_t>(grain,
+                                   static_cast<std::int64_t>(rate * every / 2) / grain * grain);
+    if (!quiet && done < units && now - last_print >= every) {
       std::fprintf(stderr, "langevin: step %lld/%lld (%.0f%%) %.1f s\n",
                    static_cast<long long>(done * unit_steps), static_cast<long long>(total),
                    100.0 * static_cast<double>(done) / static_cast<double>(units), now);
@@ -149,7 +151,8 @@ void run_langevin(const LangevinArgs& a) {
   fill_uniform(Context::cpu(), x0.data(), n, {a.seed, rng::streams::user, 0}, -half, half);
   Buffer<float> x(ctx, std::span<const float>(x0));
   const auto t0 = std::chrono::steady_clock::now();
-  const RunOutputs r = run_chunked(ctx, target, x.data(), a.chains, d, o, a.quiet);
+  const RunOutputs r = run_chunked(ctx, target, x.data(), a.chains, d, o, a.quiet,
+                                   a.progress_every);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto samples = x.to_host();
   std::printf("%s on %s: %lld chains x %lld steps in d = %lld, %.3f s, %.3g chain-steps/s\n",
@@ -224,6 +227,11 @@ void add_langevin_commands(CLI::App& app) {
   cmd->add_option("--trace", a->trace, "thinned trajectory (<= 200 records), .npy [records x chains x d]");
   cmd->add_option("--plot", a->plot, "draw the final states (first two dimensions) over the "
                                      "target's density, PNG by gnuplot; data beside it");
+  cmd->add_option("--progress-every", a->progress_every,
+                  "seconds between progress lines on stderr (0: after every chunk of one "
+                  "thin period, whatever the machine's speed)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_flag("--quiet", a->quiet, "no progress lines on stderr");
   add_device_option(*cmd, a->device);
   cmd->callback([a] { run_langevin(*a); });

@@ -108,6 +108,9 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const genai::DivergenceError& e) {  // valid input, the numerics ran away
+    std::fprintf(stderr, "genai: diverged: %s\n", e.what());
+    return 3;
   } catch (const genai::Error& e) {
     std::fprintf(stderr, "genai: error: %s\n", e.what());
     return 2;

@@ -13,8 +13,11 @@
 #include "genai/io.hpp"
 #include "genai/langevin.hpp"
 #include "genai/rng.hpp"
+#include "test_util.hpp"
 
 namespace {
+
+namespace test = genai::test;
 
 struct CliRun {
   int status;
@@ -48,8 +51,8 @@ TEST_F(Cli, EntropyOfTheSeedCoins) {
 }
 
 TEST_F(Cli, KlReadsAndWritesNpy) {
-  const auto dir = std::filesystem::temp_directory_path() / "genai_cli_test";
-  std::filesystem::create_directories(dir);
+  const test::TempDir tmp;
+  const auto& dir = tmp.path();
   const std::vector<float> p = {0.5f, 0.5f, 0.9f, 0.1f}, q = {0.9f, 0.1f, 0.5f, 0.5f};
   genai::io::write_npy((dir / "p.npy").string(), std::span<const float>(p), {2, 2});
   genai::io::write_npy((dir / "q.npy").string(), std::span<const float>(q), {2, 2});
@@ -61,7 +64,6 @@ TEST_F(Cli, KlReadsAndWritesNpy) {
   const auto kl = genai::io::read_npy((dir / "kl.npy").string()).to_float();
   ASSERT_EQ(kl.size(), 2u);
   EXPECT_NEAR(kl[0], 0.736966, 1e-6);
-  std::filesystem::remove_all(dir);
 }
 
 TEST_F(Cli, BadInputExitsWithStatus2AndAMessage) {
@@ -86,8 +88,8 @@ TEST_F(Cli, InfoSaysWhatRuns) {
 // even ones and 0 in the odd ones. Scaled to [0, 1] each feature has variance
 // 0.25 * 40 / 39 = 0.25641, all of it along one component: explained variance 4 * 0.25641.
 TEST_F(Cli, PcaOfGzipIdxImagesWithAPicture) {
-  const auto dir = std::filesystem::temp_directory_path() / "genai_cli_pca_test";
-  std::filesystem::create_directories(dir);
+  const test::TempDir tmp;
+  const auto& dir = tmp.path();
   std::string idx = {0, 0, 8, 3, 0, 0, 0, 40, 0, 0, 0, 2, 0, 0, 0, 2};
   for (int i = 0; i < 40; ++i) idx += std::string(4, i % 2 ? '\0' : '\xff');
   const std::string images = (dir / "images-idx3-ubyte.gz").string();
@@ -124,12 +126,11 @@ TEST_F(Cli, PcaOfGzipIdxImagesWithAPicture) {
   int lines = 0;
   while (std::getline(grid, line)) ++lines;
   EXPECT_EQ(lines, 6 * (2 + 1) - 1);
-  std::filesystem::remove_all(dir);
 }
 
 TEST_F(Cli, PcaRejectsBadInputNamingIt) {
-  const auto dir = std::filesystem::temp_directory_path() / "genai_cli_pca_bad_test";
-  std::filesystem::create_directories(dir);
+  const test::TempDir tmp;
+  const auto& dir = tmp.path();
   const std::string cut = (dir / "cut.gz").string();
   std::ofstream(cut, std::ios::binary) << std::string("\x1f\x8b\x08\x00", 4);
   CliRun r = genai_cli("pca --device cpu --in " + cut);
@@ -148,16 +149,15 @@ TEST_F(Cli, PcaRejectsBadInputNamingIt) {
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.output.find("genai pca --plot: the data has no variance"), std::string::npos)
       << r.output;
-  std::filesystem::remove_all(dir);
 }
 
 TEST_F(Cli, DemoOnTheCpuPassesItsChecks) {
-  const auto dir = std::filesystem::temp_directory_path() / "genai_demo_test";
+  const test::TempDir tmp;
+  const auto& dir = tmp.path();
   const CliRun r = genai_cli("demo --device cpu --out " + dir.string());
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("all checks passed"), std::string::npos) << r.output;
   EXPECT_TRUE(std::filesystem::exists(dir / "demo.md"));
-  std::filesystem::remove_all(dir);
 }
 
 
@@ -186,8 +186,8 @@ std::vector<float> one_call(const genai::LangevinTarget& target, genai::Langevin
 }
 
 TEST_F(Cli, LangevinPrintsDiagnosticsAndWritesWhatItRan) {
-  const auto dir = std::filesystem::temp_directory_path() / "genai_cli_langevin";
-  std::filesystem::create_directories(dir);
+  const test::TempDir tmp;
+  const auto& dir = tmp.path();
   const CliRun r = genai_cli("langevin --device cpu --target gmm8 --method mala --chains 256 "
                              "--steps 400 --step-size 0.05 --seed 7 --quiet --out " +
                              (dir / "s.npy").string() + " --trace " + (dir / "t.npy").string());
@@ -207,23 +207,54 @@ TEST_F(Cli, LangevinPrintsDiagnosticsAndWritesWhatItRan) {
   EXPECT_EQ(t.shape, (std::vector<std::int64_t>{200, 256, 2}));
   const auto tv = t.to_float();
   EXPECT_EQ(std::vector<float>(tv.end() - 512, tv.end()), s.to_float());  // record 199: step 400
-  std::filesystem::remove_all(dir);
 }
 
-// A run of a few seconds prints "langevin: step S/T (P%) E s" lines on stderr, at most one a
-// second (its first after one second); this one takes about 3 s on one core of the CI machine.
-TEST_F(Cli, LangevinReportsProgressOnLongRuns) {
-  const CliRun r = genai_cli("langevin --device cpu --target gaussian --dim 1 --chains 1000 "
-                             "--steps 12000 --step-size 0.01");
+// --progress-every 0 prints "langevin: step S/T (P%) E s" after every chunk of one thin period,
+// whatever the machine's speed: 40 ULA steps, thin 1, are 40 chunks and 39 lines (none after
+// the last), and the chunked run is the one-call run bit for bit.
+TEST_F(Cli, LangevinReportsProgressAfterEveryChunk) {
+  const test::TempDir tmp;
+  const auto& dir = tmp.path();
+  const CliRun r = genai_cli("langevin --device cpu --target gaussian --dim 1 --chains 10 "
+                             "--steps 40 --step-size 0.1 --seed 3 --progress-every 0 --out " +
+                             (dir / "s.npy").string());
   EXPECT_EQ(r.status, 0) << r.output;
-  EXPECT_TRUE(std::regex_search(r.output, std::regex("langevin: step [0-9]+/12000 \\([0-9]+%\\) [0-9.]+ s\n")))
+  const std::regex line("langevin: step ([0-9]+)/40 \\(([0-9]+)%\\) [0-9.]+ s\n");
+  std::vector<int> steps;
+  for (auto it = std::sregex_iterator(r.output.begin(), r.output.end(), line);
+       it != std::sregex_iterator(); ++it)
+    steps.push_back(std::stoi((*it)[1]));
+  ASSERT_EQ(steps.size(), 39u) << r.output;
+  for (int i = 0; i < 39; ++i) EXPECT_EQ(steps[i], i + 1);
+  EXPECT_EQ(genai::io::read_npy((dir / "s.npy").string()).to_float(),
+            one_call(genai::LangevinTarget::gaussian({0}, {1}),
+                     {.step_size = 0.1f, .steps = 40, .seed = 3, .thin = 1}, 10));
+}
+
+// A step size past the known stability limit is refused before running (status 2, the limit
+// named); where no limit is known the run is reported as diverged (status 3, how many chains and
+// during which steps), not as bad input of the next piece of the run.
+TEST_F(Cli, LangevinDivergenceIsReportedAsSuch) {
+  CliRun r = genai_cli("langevin --device cpu --target two_modes --method annealed --step-size 0.1");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("argument 'opts.step_size' is 0.1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("at or past the stability limit 0.0404"), std::string::npos) << r.output;
+  r = genai_cli("langevin --device cpu --target double_well --dim 1 --step-size 1 --chains 100 "
+                "--steps 50 --progress-every 0 --quiet");
+  EXPECT_EQ(r.status, 3) << r.output;
+  // Chunks of one step: the 16 chains that left for infinity did so at step 3.
+  EXPECT_NE(r.output.find("genai: diverged: genai::langevin: 16 of 100 chains diverged (states "
+                          "not finite) during step 3, ULA with step size 1 (first: chain 4)"),
+            std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("no stability limit is known for this target"), std::string::npos)
       << r.output;
+  EXPECT_EQ(r.output.find("argument 'x'"), std::string::npos) << r.output;
 }
 
 // --plot writes the data beside the picture always, and the PNG when gnuplot is installed.
 TEST_F(Cli, LangevinPlotWritesThePictureAndItsData) {
-  const auto dir = std::filesystem::temp_directory_path() / "genai_cli_langevin_plot";
-  std::filesystem::create_directories(dir);
+  const test::TempDir tmp;
+  const auto& dir = tmp.path();
   const auto png = dir / "s.png";
   const CliRun r = genai_cli("langevin --device cpu --target double_well --dim 3 --chains 300 "
                              "--steps 100 --step-size 0.05 --quiet --plot " + png.string());
@@ -232,7 +263,6 @@ TEST_F(Cli, LangevinPlotWritesThePictureAndItsData) {
   if (std::system("command -v gnuplot > /dev/null 2>&1") != 0) {
     EXPECT_EQ(r.status, 2) << r.output;
     EXPECT_NE(r.output.find("gnuplot failed"), std::string::npos) << r.output;
-    std::filesystem::remove_all(dir);
     GTEST_SKIP() << "gnuplot is not installed: the data files were checked, the PNG cannot be";
   }
   EXPECT_EQ(r.status, 0) << r.output;
@@ -242,7 +272,6 @@ TEST_F(Cli, LangevinPlotWritesThePictureAndItsData) {
   f.read(magic, 8);
   EXPECT_EQ(std::string(magic + 1, 3), "PNG");
   EXPECT_GT(std::filesystem::file_size(png), 10000u);
-  std::filesystem::remove_all(dir);
 }
 
 // `genai <args>` exits with status 2 and prints `message`.

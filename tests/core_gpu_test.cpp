@@ -14,7 +14,7 @@ namespace {
 class BufferGpu : public test::GpuTest {};
 
 TEST_F(BufferGpu, DeviceRoundTripAndStreamHandles) {
-  const auto h = test::normals(1 << 20, 1);
+  const auto h = test::normals(test::sized(1 << 20, 1 << 14), 1);
   Buffer<float> d(ctx, std::span<const float>(h));
   EXPECT_EQ(d.where(), Device::CUDA);
   EXPECT_EQ(d.to_host(), h);

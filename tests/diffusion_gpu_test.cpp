@@ -26,7 +26,7 @@ class DiffusionGpu : public test::GpuTest {};
 TEST_F(DiffusionGpu, AddNoiseMatchesReference) {
   const NoiseSchedule s({.beta_schedule = BetaSchedule::SquaredCosCapV2});
   for (std::int64_t d : {1, 3, 4, 37}) {
-    const std::int64_t n = 1000;
+    const std::int64_t n = test::sized<std::int64_t>(1000, 200);
     const auto x0 = test::normals(n * d, 30 + d);
     std::vector<std::int64_t> ts(n);
     for (std::int64_t r = 0; r < n; ++r) ts[r] = (r * 7919) % 1000;
@@ -153,7 +153,7 @@ TEST_F(DiffusionGpu, FusedMixtureSamplerMatchesReference) {
 // several Philox blocks per point), diagonal variances, unequal weights, intermediates kept.
 TEST_F(DiffusionGpu, FusedMixtureSamplerHighDimMatchesReference) {
   const NoiseSchedule s;
-  const std::int64_t n = 1000, steps = 50, keep = 10, K = 6;
+  const std::int64_t n = test::sized<std::int64_t>(1000, 256), steps = 50, keep = 10, K = 6;
   for (std::int64_t d : {3, 5, 20}) {
     GaussianMixture m;
     m.K = K, m.d = d;

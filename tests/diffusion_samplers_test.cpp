@@ -292,6 +292,29 @@ TEST(Diffusion, SamplerLoopReportsProgressAndKeepsIntermediates) {
   EXPECT_EQ(x, y);
 }
 
+// A model that returns inf for some samples makes them non-finite: reported as a divergence
+// (how many, which sampler), not silently returned; check_divergence = false returns them.
+TEST(Diffusion, NonFiniteSamplesAreReportedAsDivergence) {
+  const NoiseSchedule s;
+  const std::int64_t n = 8, d = 3;
+  const Model blows_up = [](const Context&, std::int64_t, const float* x, std::int64_t rows,
+                            std::int64_t cols, float* out) {
+    for (std::int64_t i = 0; i < rows * cols; ++i) out[i] = i / cols == 2 || i / cols == 5 ? INFINITY : x[i];
+  };
+  std::vector<float> x(n * d);
+  SamplerOptions o{.sampler = SamplerKind::DDIM, .num_inference_steps = 10};
+  try {
+    sample(kCpu, s, blows_up, n, d, x.data(), o);
+    ADD_FAILURE() << "no DivergenceError";
+  } catch (const DivergenceError& e) {
+    EXPECT_STREQ(e.what(), "genai::sample: 2 of 8 samples are not finite after the 10-step ddim "
+                           "loop (first: sample 2); the model's output or the schedule overflowed");
+  }
+  o.check_divergence = false;
+  EXPECT_NO_THROW(sample(kCpu, s, blows_up, n, d, x.data(), o));
+  EXPECT_FALSE(std::isfinite(x[2 * d]));
+  EXPECT_TRUE(std::isfinite(x[0]));
+}
 
 }  // namespace
 }  // namespace genai

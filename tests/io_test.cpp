@@ -3,7 +3,6 @@
 // the problem, a deterministic mutation fuzz of the parser, and the file-level guarantees of
 // read_npy / write_npy (missing files, atomic writes, argument checks).
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
@@ -15,6 +14,7 @@
 #include <functional>
 #include <iterator>
 #include <limits>
+#include <memory>
 #include <random>
 #include <span>
 #include <string>
@@ -24,6 +24,7 @@
 
 #include "genai/error.hpp"
 #include "genai/io.hpp"
+#include "test_util.hpp"
 
 namespace genai::io {
 namespace {
@@ -152,23 +153,15 @@ const std::vector<std::string> kShapeText = {"()", "(0,)", "(5,)", "(3, 4)", "(2
 
 class NpyFileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    const std::string test = info->name(), pid = std::to_string(::getpid());
-    dir_ = fs::temp_directory_path() / ("genai_io_test_" + test + "_" + pid);
-    fs::remove_all(dir_);
-    ASSERT_TRUE(fs::create_directories(dir_)) << dir_;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
+  void SetUp() override { dir_ = std::make_unique<test::TempDir>(); }
+  void TearDown() override { dir_.reset(); }
 
-  std::string path(const std::string& leaf) const { return (dir_ / leaf).string(); }
+  const fs::path& dir() const { return dir_->path(); }
+  std::string path(const std::string& leaf) const { return (dir() / leaf).string(); }
   // Names of what the directory holds.
   std::vector<std::string> entries() const {
     std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(dir_))
+    for (const auto& e : fs::directory_iterator(dir()))
       names.push_back(e.path().filename().string());
     return names;
   }
@@ -176,7 +169,7 @@ class NpyFileTest : public ::testing::Test {
   template <class T>
   void check_round_trips(DType dtype, const std::string& descr);
 
-  fs::path dir_;
+  std::unique_ptr<test::TempDir> dir_;
 };
 
 template <class T>
@@ -554,7 +547,7 @@ TEST_F(NpyFileTest, WriteLeavesNoTmpFile) {
 }
 
 TEST_F(NpyFileTest, WriteIntoMissingDirectoryThrowsAndLeavesNothing) {
-  const fs::path missing = dir_ / "no_such_dir";
+  const fs::path missing = dir() / "no_such_dir";
   const std::string p = (missing / "a.npy").string();
   const std::vector<float> v = {1, 2};
   EXPECT_TRUE(throws_error([&] { write_npy(p, std::span<const float>(v), {2}); }, p));

@@ -72,7 +72,7 @@ TEST_F(LangevinDeviceGpu, UserGaussianMatchesReference) {
 // in double through LangevinTarget::custom. Tolerance and share of chains off as in
 // langevin_test's parity cases for MALA (float against double; a decision may flip at rounding).
 TEST_F(LangevinDeviceGpu, BananaMatchesReference) {
-  const std::int64_t chains = 4096, d = 2;
+  const std::int64_t chains = test::sized<std::int64_t>(4096, 512), d = 2;
   const test::Banana banana{1.0f, 0.5f};
   const auto x0 = test::normals(chains * d, 17);
   const LangevinOptions o{.method = LangevinMethod::MALA, .step_size = 0.1f, .steps = 300,

@@ -32,7 +32,7 @@ class LangevinGpu : public test::GpuTest {};
 // outputs, so the stream-ordered pool they come from is poisoned first: an element the kernel
 // forgets is NaN (or at least garbage) and fails.
 TEST_F(LangevinGpu, EverySamplerMatchesReference) {
-  for (const ParityCase& p : parity_cases(false)) {
+  for (const ParityCase& p : parity_cases(test::small_run())) {
     const std::int64_t d = p.target.d, n = p.chains * d;
     const auto x0 = test::normals(n, 600 + d, 0, 2);
     auto x = x0;

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -359,6 +360,58 @@ TEST(Langevin, BadInputNamesTheArgumentAndLeavesStatesUntouched) {
 
 // Annealed runs split by levels (anneal.first_level / level_count, first_step = steps done) are
 // the whole run exactly too; a level range outside the ladder is refused, naming the argument.
+// ULA's stability limit h < 2 v_min (x' - mu = (1 - h/v)(x - mu) + noise on a Gaussian of
+// variance v), annealed Langevin's eps < 4 sigma_L^2 (v_min + sigma_1^2) / sigma_1^2, none for
+// MALA, the double well and custom targets.
+TEST(Langevin, StepLimitsOfTheGaussianTargets) {
+  EXPECT_DOUBLE_EQ(langevin_step_limit(LangevinTarget::gaussian({0, 0}, {4, 0.5f}),
+                                       LangevinMethod::ULA), 1.0);
+  EXPECT_DOUBLE_EQ(langevin_step_limit(LangevinTarget::gmm8(), LangevinMethod::ULA), 0.5);
+  // L = [[2, 0], [1, 1]]: L L^T = [[4, 2], [2, 2]], eigenvalues 3 -+ sqrt(5).
+  EXPECT_NEAR(langevin_step_limit(LangevinTarget::gaussian_cholesky({0, 0}, {2, 0, 1, 1}),
+                                  LangevinMethod::ULA),
+              2 * (3 - std::sqrt(5.0)), 1e-12);
+  const AnnealSchedule a{.levels = 10, .sigma_first = 10.0f, .sigma_last = 0.1f};
+  const double s1 = a.sigma_first, sl = a.sigma_last;
+  EXPECT_DOUBLE_EQ(langevin_step_limit(LangevinTarget::two_modes(), LangevinMethod::Annealed, a),
+                   4 * sl * sl * (1 + s1 * s1) / (s1 * s1));
+  EXPECT_TRUE(std::isinf(langevin_step_limit(LangevinTarget::gmm8(), LangevinMethod::MALA)));
+  EXPECT_TRUE(std::isinf(langevin_step_limit(LangevinTarget::double_well(1), LangevinMethod::ULA)));
+  // The limit is sharp: just below it a Gaussian chain stays finite for 2000 steps, at it the
+  // mean part no longer contracts and the refusal names the limit.
+  auto x = test::normals(64, 41);
+  EXPECT_NO_THROW(langevin(kCpu, LangevinTarget::gaussian({0}, {0.5f}), x.data(), 64, 1,
+                           {.step_size = 0.99f, .steps = 2000}));
+  const std::string m = error_of([&] {
+    langevin(kCpu, LangevinTarget::gaussian({0}, {0.5f}), x.data(), 64, 1, {.step_size = 1.0f});
+  });
+  EXPECT_NE(m.find("argument 'opts.step_size' is 1, at or past the stability limit 1 of ULA"),
+            std::string::npos) << m;
+}
+
+// Chains that run away (a double well has no Gaussian limit) throw DivergenceError saying how
+// many, during which steps and levels, and that no limit is known; the states are left as they
+// ended and check_divergence = false returns them.
+TEST(Langevin, DivergenceIsReportedWithItsStepsAndChains) {
+  const LangevinTarget well = LangevinTarget::double_well(1);
+  auto x = test::normals(100, 42, 0, 2);
+  try {
+    langevin(kCpu, well, x.data(), 100, 1, {.step_size = 1.0f, .steps = 50, .first_step = 7});
+    ADD_FAILURE() << "no DivergenceError";
+  } catch (const DivergenceError& e) {
+    const std::string m = e.what();
+    EXPECT_TRUE(std::regex_search(m, std::regex("^genai::langevin: [0-9]+ of 100 chains diverged "
+                                                "\\(states not finite\\) during steps 7..56, ULA with "
+                                                "step size 1 \\(first: chain [0-9]+\\); no stability "
+                                                "limit is known for this target")))
+        << m;
+  }
+  x = test::normals(100, 42, 0, 2);
+  EXPECT_NO_THROW(langevin(kCpu, well, x.data(), 100, 1,
+                           {.step_size = 1.0f, .steps = 50, .check_divergence = false}));
+  EXPECT_TRUE(std::any_of(x.begin(), x.end(), [](float v) { return !std::isfinite(v); }));
+}
+
 TEST(Langevin, SplitAnnealedRunIsTheUnsplitRunExactly) {
   const std::int64_t chains = 64, d = 3;
   const auto mix = LangevinTarget::mixture(3, {1, 2}, {1, 1, 1, -1, 0, 2}, {0.5f, 2});

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <limits>
 #include <span>
 #include <string>
@@ -18,6 +19,8 @@
 #include "genai/context.hpp"
 #include "genai/error.hpp"
 #include "genai/rng.hpp"
+
+#include <unistd.h>
 
 namespace genai::test {
 
@@ -148,6 +151,31 @@ template <class T>
 T sized(T full, std::type_identity_t<T> small) {
   return small_run() ? small : full;
 }
+
+// A fresh directory for one test, removed with it: <tmp>/genai_<suite>_<test>_<pid>, so that
+// runs side by side (several build trees, ctest -j) never share a file.
+class TempDir {
+ public:
+  TempDir() {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    path_ = std::filesystem::temp_directory_path() /
+            (std::string("genai_") + info->test_suite_name() + "_" + info->name() + "_" +
+             std::to_string(::getpid()));
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::string operator/(const std::string& leaf) const { return (path_ / leaf).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
 
 // Base of every GPU test: skips, saying why, when no CUDA device is usable.
 class GpuTest : public ::testing::Test {

@@ -202,6 +202,7 @@ void sample_mixture(const Context& ctx, const NoiseSchedule& s, const GaussianMi
                                o.intermediates, x);
     if (o.progress) o.progress(static_cast<std::int64_t>(ts.size()),
                                static_cast<std::int64_t>(ts.size()));
+    detail::check_samples(fn, ctx, x, n, m.d, o, static_cast<std::int64_t>(ts.size()));
     return;
   }
 #endif

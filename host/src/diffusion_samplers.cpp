@@ -8,6 +8,7 @@
 #include "genai/diffusion.hpp"
 #include "genai/nvtx.hpp"
 #include "host/src/diffusion_internal.hpp"
+#include "host/src/finite.hpp"
 #if GENAI_WITH_CUDA
 #include "kernels/diffusion.cuh"
 #endif
@@ -53,6 +54,18 @@ void affine(const Context& ctx, const detail::StepCoeffs& k, const float* x, con
 #endif
   (void)ctx;
   ref::affine_step(k, x, m, n, d, seed, step, clip, out);
+}
+
+void check_samples(const char* fn, const Context& ctx, const float* x, std::int64_t n,
+                   std::int64_t d, const SamplerOptions& o, std::int64_t steps) {
+  if (!o.check_divergence) return;
+  const NonFiniteRows bad = non_finite_rows(ctx, x, n, d);
+  if (bad.count == 0) return;
+  const char* names[] = {"ddpm", "ddim", "pf-ode-euler", "pf-ode-heun"};
+  throw DivergenceError(concat(fn, ": ", bad.count, " of ", n, " samples are not finite after the ",
+                               steps, "-step ", names[static_cast<int>(o.sampler)],
+                               " loop (first: sample ", bad.first,
+                               "); the model's output or the schedule overflowed"));
 }
 
 }  // namespace detail
@@ -217,6 +230,7 @@ void sample(const Context& ctx, const NoiseSchedule& s, const Model& model, std:
                          ctx.device(), x, ctx.device(), nd * sizeof(float));
     if (o.progress) o.progress(i + 1, N);
   }
+  detail::check_samples(fn, ctx, x, n, d, o, N);
 }
 
 // ---- loss ----------------------------------------------------------------------------------

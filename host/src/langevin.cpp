@@ -7,6 +7,7 @@
 #include "cpu_reference/langevin.hpp"
 #include "genai/detail/langevin.hpp"
 #include "genai/detail/langevin_chain.hpp"
+#include "genai/linalg.hpp"
 #include "genai/nvtx.hpp"
 #include "host/src/finite.hpp"
 #if GENAI_WITH_CUDA
@@ -317,6 +318,63 @@ LangevinRun prepare_langevin(const char* fn, const Context& ctx, float* x, std::
 
 }  // namespace detail
 
+double langevin_step_limit(const LangevinTarget& target, LangevinMethod method,
+                           const AnnealSchedule& anneal) {
+  using Kind = LangevinTarget::Kind;
+  constexpr double kNone = std::numeric_limits<double>::infinity();
+  if (method == LangevinMethod::MALA || target.kind == Kind::DoubleWell ||
+      target.kind == Kind::Custom)
+    return kNone;
+  double v_min = kNone;
+  if (target.kind == Kind::GaussianCholesky) {  // smallest eigenvalue of L L^T: sigma_min(L)^2
+    const auto d = target.d;
+    std::vector<double> L(static_cast<std::size_t>(d * d), 0.0), S(static_cast<std::size_t>(d));
+    for (std::int64_t i = 0; i < d; ++i)
+      for (std::int64_t k = 0; k <= i; ++k) L[i * d + k] = target.chol[i * d + k];
+    svd(Context::cpu(), L.data(), d, d, {}, {.S = S.data()});
+    v_min = S[d - 1] * S[d - 1];
+  } else {
+    for (float v : target.vars) v_min = std::min(v_min, static_cast<double>(v));
+  }
+  if (method == LangevinMethod::ULA) return 2 * v_min;
+  const double top = anneal.levels > 1 ? anneal.sigma_first : anneal.sigma_last;
+  const double last = anneal.sigma_last;
+  return 4 * last * last * (v_min + top * top) / (top * top);
+}
+
+namespace detail {
+
+void check_divergence(const char* fn, const Context& ctx, const float* x, const ChainSetup& s,
+                      double step_limit) {
+  const NonFiniteRows bad = non_finite_rows(ctx, x, s.chains, s.d);
+  if (bad.count == 0) return;
+  const bool annealed = s.method == LangevinMethod::Annealed;
+  const int level_end = s.level_end > 0 ? s.level_end : s.levels;
+  const std::int64_t steps = s.steps * (annealed ? level_end - s.first_level : 1);
+  std::string where = steps == 1 ? concat("step ", s.first_step)
+                                 : concat("steps ", s.first_step, "..", s.first_step + steps - 1);
+  if (annealed) {
+    double sigma_a, sigma_b, h;
+    anneal_level(s, s.first_level, sigma_a, h);
+    anneal_level(s, level_end - 1, sigma_b, h);
+    where = concat("levels ", s.first_level, "..", level_end - 1, " of ", s.levels, " (sigma ",
+                   sigma_a, " .. ", sigma_b, "; ", where, ")");
+  }
+  const char* method = s.method == LangevinMethod::ULA    ? "ULA"
+                       : s.method == LangevinMethod::MALA ? "MALA"
+                                                          : "annealed Langevin";
+  const std::string limit =
+      std::isinf(step_limit)
+          ? std::string("no stability limit is known for this target: try a smaller step size")
+          : concat(method, " is stable on this target for step sizes below ", step_limit);
+  throw DivergenceError(concat(fn, ": ", bad.count, " of ", s.chains,
+                               " chains diverged (states not finite) during ", where, ", ", method,
+                               " with step size ", s.step_size, " (first: chain ", bad.first,
+                               "); ", limit));
+}
+
+}  // namespace detail
+
 LangevinResult langevin(const Context& ctx, const LangevinTarget& target, float* x,
                         std::int64_t chains, std::int64_t d, const LangevinOptions& opts) {
   constexpr const char* fn = "genai::langevin";
@@ -331,20 +389,24 @@ LangevinResult langevin(const Context& ctx, const LangevinTarget& target, float*
                              : target.kind == Kind::GaussianCholesky ? "a Cholesky Gaussian"
                              : target.kind == Kind::Custom           ? "a custom target"
                                                                      : nullptr;
+  const double limit = langevin_step_limit(target, opts.method, opts.anneal);
+  if (opts.step_size >= limit)
+    throw_argument(fn, "opts.step_size", "is ", opts.step_size, ", at or past the stability limit ",
+                   limit, " of ", opts.method == LangevinMethod::ULA ? "ULA" : "annealed Langevin",
+                   " on this target (langevin_step_limit: the chains would diverge)");
   detail::LangevinRun run = detail::prepare_langevin(fn, ctx, x, chains, d, opts, no_annealing);
   if (target.kind == Kind::Custom) {
     const detail::PointerTarget<ref::HostCallable> host{{&target.log_density_grad}, static_cast<int>(d)};
     ref::langevin(host, run.setup, x);
-    return std::move(run.result);
-  }
+  } else if (ctx.is_cuda()) {
 #if GENAI_WITH_CUDA
-  if (ctx.is_cuda()) {
     cuda::langevin(ctx, target, run.setup, x);
-    return std::move(run.result);
-  }
 #endif
-  const std::vector<float> packed = detail::pack(target);
-  ref::langevin(detail::view(target, packed.data()), run.setup, x);
+  } else {
+    const std::vector<float> packed = detail::pack(target);
+    ref::langevin(detail::view(target, packed.data()), run.setup, x);
+  }
+  if (opts.check_divergence) detail::check_divergence(fn, ctx, x, run.setup, limit);
   return std::move(run.result);
 }
 

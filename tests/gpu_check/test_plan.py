@@ -165,7 +165,7 @@ class NoGpuTest(Base):
         rows = phase_rows(text)
         self.assertEqual(rows["memcheck"][2], "**FAILED**")
         self.assertIn("no test ran to completion", rows["memcheck"][5])
-        self.assertRegex(text, r"\| memcheck \| rng_test \| \d+ \| \*\*FAIL\*\* \| 0 errors, but "
+        self.assertRegex(text, r"\| memcheck \| rng_gpu_test \| \d+ \| \*\*FAIL\*\* \| 0 errors, but "
                                r"no test ran to completion \(0 passed, \d+ skipped\)")
         if "bench" in phases:
             self.assertEqual(rows["bench"][2], "**FAILED**")

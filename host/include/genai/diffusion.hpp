@@ -166,6 +166,9 @@ struct SamplerOptions {
   std::int64_t keep_every = 0;
   float* intermediates = nullptr;
   std::function<void(std::int64_t done, std::int64_t total)> progress = {};  // after a step
+  // After the loop, scan x: a non-finite sample throws DivergenceError (one pass; on a CUDA
+  // context it synchronises the stream, so false keeps the call asynchronous).
+  bool check_divergence = true;
 };
 
 // The timesteps a sampler with these options visits.
@@ -179,7 +182,8 @@ std::int64_t intermediate_count(const NoiseSchedule& schedule, const SamplerOpti
 // coincide with DDIM, eta = 0) or Heun steps (Karras et al. 2022; the last step, to sigma = 0,
 // is Euler). clip_sample applies to DDPM and DDIM only.
 // Bad options throw before x is touched; an exception from the model propagates and leaves x
-// holding the state of the step it failed in.
+// holding the state of the step it failed in. Samples that end non-finite (a model returning
+// inf or NaN, an overflowing schedule) throw DivergenceError naming how many and the sampler.
 void sample(const Context& ctx, const NoiseSchedule& schedule, const Model& model,
             std::int64_t n, std::int64_t d, float* x, const SamplerOptions& opts = {});
 

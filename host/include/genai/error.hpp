@@ -22,6 +22,14 @@ class ArgumentError : public Error {
   using Error::Error;
 };
 
+// A computation whose inputs were valid ran away: a sampler's states became non-finite (a step
+// size past the stability limit, a model returning inf). The message says where (step or level),
+// how many rows, and the limit when one is known. The outputs hold the states as they ended.
+class DivergenceError : public Error {
+ public:
+  using Error::Error;
+};
+
 namespace detail {
 
 template <class... Parts>

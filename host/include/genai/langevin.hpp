@@ -108,6 +108,9 @@ struct LangevinOptions {
   std::int64_t burn_in = 0;     // moments over the states after steps burn_in+1 .. total
   std::int64_t thin = 0;        // > 0: record the states after every thin-th step
   std::size_t max_trajectory_bytes = std::size_t{1} << 30;  // refuse larger trajectories
+  // After the run, scan the states: any non-finite chain throws DivergenceError (one pass over
+  // x; on a CUDA context it synchronises the stream, so false keeps the call asynchronous).
+  bool check_divergence = true;
 };
 
 // Outputs beside the final states (left in x), on ctx's device; empty when not asked for.
@@ -119,11 +122,27 @@ struct LangevinResult {
 };
 
 // Runs the chains x [chains x d] in place. Throws ArgumentError, before touching x, for
-// h <= 0, beta <= 0, chains < 1, d != target.d, a non-finite initial state, a trajectory
-// larger than opts.max_trajectory_bytes, or a Custom target on a CUDA context. Users' targets
-// on the GPU: genai::langevin_device (genai/langevin_device.cuh).
+// h <= 0, h at or past langevin_step_limit, beta <= 0, chains < 1, d != target.d, a non-finite
+// initial state, a trajectory larger than opts.max_trajectory_bytes, or a Custom target on a
+// CUDA context; and DivergenceError after the run when chains ended non-finite (see
+// opts.check_divergence), naming how many, the steps or levels run and the limit. Users'
+// targets on the GPU: genai::langevin_device (genai/langevin_device.cuh).
 LangevinResult langevin(const Context& ctx, const LangevinTarget& target, float* x,
                         std::int64_t chains, std::int64_t d, const LangevinOptions& opts = {});
+
+// The step size from which ULA provably diverges on the target, or +infinity where no limit is
+// known. ULA's x' = x + h grad log p(x) + sqrt(2h / beta) z contracts a Gaussian of variance v
+// only while h / v < 2 (x' - mu = (1 - h/v)(x - mu) + noise), whatever beta. So:
+//   ULA       2 v_min: the diagonal Gaussian's smallest variance, the smallest component variance
+//             of a mixture, the smallest eigenvalue of L L^T for the Cholesky Gaussian;
+//   Annealed  eps with h_i = eps sigma_i^2 / (2 sigma_L^2) on the variances v + sigma_i^2: the
+//             largest sigma binds, eps < 4 sigma_L^2 (v_min + sigma_1^2) / sigma_1^2 (sigma_1 the
+//             top of the ladder; sigma_L alone when levels = 1);
+//   MALA, the double well and custom targets: +infinity (MALA's rejections keep it finite; the
+//             others have no Gaussian bound).
+// genai::langevin refuses a step size at or past it (ArgumentError on 'opts.step_size').
+double langevin_step_limit(const LangevinTarget& target, LangevinMethod method,
+                           const AnnealSchedule& anneal = {});
 
 // log p(x) of the target up to a constant (the same for every x), on the host in double, and
 // grad log p(x) into grad[d] when grad is not null: the chains' own formulas, for plots and

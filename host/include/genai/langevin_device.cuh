@@ -32,6 +32,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <limits>
 #include <utility>
 
 #include "genai/buffer.hpp"
@@ -112,7 +113,8 @@ void launch_langevin(const Context& ctx, const Target& target, const ChainSetup&
 // Runs the chains x [chains x d] (device memory) of `target` in place on ctx's device, as
 // genai::langevin does for a built-in target; the result's buffers are on the device. Throws
 // ArgumentError, before touching x, for a CPU context (use LangevinTarget::custom there),
-// opts.method == Annealed, and everything genai::langevin refuses.
+// opts.method == Annealed, and everything genai::langevin refuses; DivergenceError when chains
+// end non-finite (no step limit is known for a user's target).
 template <class Target>
 LangevinResult langevin_device(const Context& ctx, const Target& target, float* x,
                                std::int64_t chains, std::int64_t d, const LangevinOptions& opts = {}) {
@@ -124,6 +126,8 @@ LangevinResult langevin_device(const Context& ctx, const Target& target, float* 
   detail::LangevinRun run = detail::prepare_langevin(fn, ctx, x, chains, d, opts, "a user target");
   detail::launch_langevin(ctx, detail::PointerTarget<Target>{target, static_cast<int>(d)},
                           run.setup, x);
+  if (opts.check_divergence)
+    detail::check_divergence(fn, ctx, x, run.setup, std::numeric_limits<double>::infinity());
   return std::move(run.result);
 }
 

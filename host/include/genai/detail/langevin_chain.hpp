@@ -181,4 +181,10 @@ struct LangevinRun {
 LangevinRun prepare_langevin(const char* fn, const Context& ctx, float* x, std::int64_t chains,
                              std::int64_t d, const LangevinOptions& opts, const char* no_annealing);
 
+// After a run of `s` on x [chains x d]: throws DivergenceError when a chain's state is not finite,
+// saying how many chains, the steps (and levels) the run covered, the step size, and
+// step_limit (langevin_step_limit; +infinity: none known).
+void check_divergence(const char* fn, const Context& ctx, const float* x, const ChainSetup& s,
+                      double step_limit);
+
 }  // namespace genai::detail
