@@ -72,7 +72,7 @@ TEST(Diffusion, MixtureScoreIsTheGradientOfLogDensity) {
 // than 1e-3 relative, asserted here on the data.
 TEST(Diffusion, MixtureScoreFarFromEveryComponentIsFiniteAndOneHot) {
   const double ab = 0.9;
-  for (std::int64_t d : {2, 3, 40}) {
+  for (std::int64_t d : {2, 3, 5, 20, 40, 100, 200, 300}) {  // the GPU cases' widths
     const GaussianMixture m = test::anisotropic_mixture(d);
     const std::int64_t n = 40;
     const auto x = test::far_points(n, d, 70 + d);
