@@ -117,9 +117,10 @@ __global__ void __launch_bounds__(kThreads) flash_kernel(Params<float> p) {
 // tiled. A block owns a tile of kWeightRows query rows x kTile keys of one (b, h) (grid-stride
 // over the tiles) and walks the head dim in chunks of kChunk: the K chunk transposed in shared
 // memory (ks[c][j], rows padded to kTile + 1 so that both the staging stores and lane j's reads
-// are conflict-free), the Q chunk as qs[i][c]. Warp w scores rows kRowsPerWarp w .. + 7 against
-// lane j's key, 4 head dims at a time (4 K loads shared by the 8 rows, one 16-byte broadcast
-// load of Q per row). Each dot product runs over c = 0 .. d - 1 in order with fmaf, as a plain
+// are conflict-free), the Q chunk as qs[i][c]. Warp w scores the tile's rows 8 w .. 8 w + 7
+// against lane j's key, 4 head dims at a time (4 K loads shared by the 8 rows, one 16-byte
+// broadcast load of Q per row). Bound: shared memory, 0.375 d wavefronts per 32 weights against
+// d / 4 FMA issue slots (profiling/NOTES.md), the 4-byte weight writes hidden under it. Each dot product runs over c = 0 .. d - 1 in order with fmaf, as a plain
 // loop does (the zero padding past d adds nothing), and the products of fp16 / bf16 inputs are
 // exact in fp32, so the logits match the mma kernel's up to its summation order. Keys past the
 // tile's last kept key are never read (padding may be uninitialised memory); a tile wholly past
