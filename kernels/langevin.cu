@@ -54,7 +54,8 @@ __global__ void __launch_bounds__(kThreads)
     const int b = b0 + u_local;
     const bool active = p_local < tile_paths && p < paths && b < nb;
     const int tile_valid = static_cast<int>(std::min<std::int64_t>(tile_paths, paths - p0));
-    const int j0 = 4 * b0, width = min(d, 4 * (b0 + units)) - j0;  // the tile's dimensions
+    const std::int64_t j0 = 4 * std::int64_t{b0};  // the tile's dimensions: [j0, j0 + width)
+    const int width = static_cast<int>(std::min<std::int64_t>(d, j0 + 4 * units) - j0);
     float w[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (std::int64_t r0 = 0; r0 <= steps; r0 += kRows) {
       const int rows = static_cast<int>(std::min<std::int64_t>(kRows, steps + 1 - r0));
