@@ -7,7 +7,7 @@
 //   acc' = acc e^{m - m'} + sum_j e^{s_j - m'} v_j         (lane owns columns lane + 32 t),
 // and at the end out = acc / l, lse = m + log l (0 and -inf when no key was kept). Memory is
 // O((Lq + Lk) d): no Lq x Lk array exists unless `weights` is asked for, in which case a second
-// kernel recomputes each logit and writes exp(s - lse).
+// kernel recomputes the logits, tiled through shared memory, and writes exp(s - lse).
 //
 // Bound aimed at: K/V are read from DRAM once per block of kWarps rows, so traffic is about
 // (Lq / kWarps) * Lk * d * 8 bytes per head; the 4 Lq Lk d flops run on the fp32 CUDA cores
@@ -113,26 +113,78 @@ __global__ void __launch_bounds__(kThreads) flash_kernel(Params<float> p) {
   if (p.lse && lane == 0) p.lse[row] = empty ? -INFINITY : m + logf(l);
 }
 
-// weights[row, j] = exp(s_ij - lse_i), 0 where not kept or lse = -inf; one thread per element.
-// The products of fp16 / bf16 inputs are exact in fp32, so the logits match the mma kernel's.
+// weights[row, j] = exp(s_ij - lse_i), 0 where not kept or lse = -inf: the logits recomputed,
+// tiled. A block owns a tile of kWeightRows query rows x kTile keys of one (b, h) (grid-stride
+// over the tiles) and walks the head dim in chunks of kChunk: the K chunk transposed in shared
+// memory (ks[c][j], rows padded to kTile + 1 so that both the staging stores and lane j's reads
+// are conflict-free), the Q chunk as qs[i][c]. Warp w scores the tile's rows 8 w .. 8 w + 7
+// against lane j's key, 4 head dims at a time (4 K loads shared by the 8 rows, one 16-byte
+// broadcast load of Q per row). Bound: shared memory, 0.375 d wavefronts per 32 weights against
+// d / 4 FMA issue slots (profiling/NOTES.md), the 4-byte weight writes hidden under it. Each dot product runs over c = 0 .. d - 1 in order with fmaf, as a plain
+// loop does (the zero padding past d adds nothing), and the products of fp16 / bf16 inputs are
+// exact in fp32, so the logits match the mma kernel's up to its summation order. Keys past the
+// tile's last kept key are never read (padding may be uninitialised memory); a tile wholly past
+// it only writes zeros. Lanes write consecutive keys.
+constexpr int kWeightWarps = 8;
+constexpr int kRowsPerWarp = 8;
+constexpr int kWeightRows = kWeightWarps * kRowsPerWarp;
+constexpr int kChunk = 32;
+
 template <class T>
-__global__ void weights_kernel(Params<T> p, const float* lse, float* weights) {
-  const std::int64_t n = p.B * p.Hq * p.Lq * p.Lk;
-  for (const std::int64_t e : grid_stride(n)) {
-    const std::int64_t j = e % p.Lk, row = e / p.Lk;
-    const std::int64_t i = row % p.Lq, bh = row / p.Lq;
+__global__ void __launch_bounds__(kWeightWarps* kWarp)
+    weights_kernel(Params<T> p, const float* lse, float* weights) {
+  __shared__ float ks[kChunk][kTile + 1];
+  __shared__ __align__(16) float qs[kWeightRows][kChunk];
+  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+  const std::int64_t row_tiles = ceil_div(p.Lq, kWeightRows), key_tiles = ceil_div(p.Lk, kTile);
+  const std::int64_t tiles = p.B * p.Hq * row_tiles * key_tiles;
+  for (std::int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const std::int64_t bh = tile / (row_tiles * key_tiles);
+    const std::int64_t i0 = (tile / key_tiles % row_tiles) * kWeightRows;
+    const std::int64_t k0 = (tile % key_tiles) * kTile;
     const std::int64_t b = bh / p.Hq, h = bh % p.Hq;
-    const std::int64_t kv = b * (p.Hq / p.group) + h / p.group;
-    float s = -INFINITY;
-    if (j < attn::key_end(p, b, i)) {  // keys past it (padding included) are never read
-      const T* qi = p.q + row * p.d;
-      const T* kj = p.k + (kv * p.Lk + j) * p.d;
-      float dot = 0.0f;
-      for (std::int64_t c = 0; c < p.d; ++c)
-        dot = fmaf(static_cast<float>(qi[c]), static_cast<float>(kj[c]), dot);
-      s = attn::logit(p, b, h, i, j, dot);
+    const T* qh = p.q + bh * p.Lq * p.d;
+    const T* kh = p.k + (b * (p.Hq / p.group) + h / p.group) * p.Lk * p.d;
+    // The largest key_end of the tile's rows (the last one's, as key_end grows in i).
+    const std::int64_t tile_end = attn::key_end(p, b, min(i0 + kWeightRows, p.Lq) - 1);
+    float acc[kRowsPerWarp] = {};
+    for (std::int64_t c0 = 0; k0 < tile_end && c0 < p.d; c0 += kChunk) {  // uniform over the block
+      __syncthreads();  // the previous chunk (or tile) is consumed
+      for (int e = threadIdx.x; e < kTile * kChunk; e += blockDim.x) {
+        const int j = e / kChunk, c = e % kChunk;
+        const bool in = k0 + j < tile_end && c0 + c < p.d;
+        ks[c][j] = in ? static_cast<float>(kh[(k0 + j) * p.d + c0 + c]) : 0.0f;
+      }
+      for (int e = threadIdx.x; e < kWeightRows * kChunk; e += blockDim.x) {
+        const int i = e / kChunk, c = e % kChunk;
+        const bool in = i0 + i < p.Lq && c0 + c < p.d;
+        qs[i][c] = in ? static_cast<float>(qh[(i0 + i) * p.d + c0 + c]) : 0.0f;
+      }
+      __syncthreads();
+#pragma unroll
+      for (int c = 0; c < kChunk; c += 4) {
+        const float k0v = ks[c][lane], k1v = ks[c + 1][lane], k2v = ks[c + 2][lane],
+                    k3v = ks[c + 3][lane];
+#pragma unroll
+        for (int r = 0; r < kRowsPerWarp; ++r) {
+          const float4 q4 = *reinterpret_cast<const float4*>(&qs[warp * kRowsPerWarp + r][c]);
+          acc[r] = fmaf(q4.x, k0v, acc[r]);
+          acc[r] = fmaf(q4.y, k1v, acc[r]);
+          acc[r] = fmaf(q4.z, k2v, acc[r]);
+          acc[r] = fmaf(q4.w, k3v, acc[r]);
+        }
+      }
     }
-    weights[e] = (s == -INFINITY || lse[row] == -INFINITY) ? 0.0f : expf(s - lse[row]);
+    const std::int64_t j = k0 + lane;
+#pragma unroll
+    for (int r = 0; r < kRowsPerWarp; ++r) {
+      const std::int64_t i = i0 + warp * kRowsPerWarp + r;
+      if (i >= p.Lq || j >= p.Lk) break;
+      const std::int64_t row = bh * p.Lq + i;
+      const float s = attn::logit(p, b, h, i, j, acc[r]);  // -inf past key_end(b, i)
+      weights[row * p.Lk + j] =
+          (s == -INFINITY || lse[row] == -INFINITY) ? 0.0f : expf(s - lse[row]);
+    }
   }
 }
 
@@ -175,8 +227,8 @@ namespace attn {
 
 template <class T>
 void launch_weights(const Context& ctx, const Params<T>& p, const float* lse, float* weights) {
-  const std::int64_t n = p.B * p.Hq * p.Lq * p.Lk;
-  launch(ctx, weights_kernel<T>, grid_for(n, 256), 256, 0, p, lse, weights);
+  const std::int64_t tiles = p.B * p.Hq * ceil_div(p.Lq, kWeightRows) * ceil_div(p.Lk, kTile);
+  launch(ctx, weights_kernel<T>, grid_for(tiles, 1), kWeightWarps * kWarp, 0, p, lse, weights);
 }
 
 template void launch_weights(const Context&, const Params<float>&, const float*, float*);

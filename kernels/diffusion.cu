@@ -7,18 +7,26 @@
 // d % 4 == 0 and the pointers are 16-byte aligned. The arithmetic is detail::step_element /
 // detail::noised (correctly rounded, never contracted), so GPU and CPU agree bit for bit.
 //
-// Mixture score: one thread per point, two passes over the K components (max of the log
-// densities, then the responsibilities and the weighted sum), accumulating in the output row.
+// Mixture score: one online pass over the K components per point, x and the accumulated
+// direction in registers: a thread per point for d <= 32 (the fused sampler's MaxD buckets), a
+// warp per point for d > 32 (lanes over the columns; registers up to d = 256, the output row
+// as the accumulator beyond). x read and the score written once: 8 bytes per element and
+// ~6 K flops, so memory-bound for small K; the aim is the copy bandwidth.
 //
 // Fused sampler: one thread per point, the whole T-step loop in one launch. The state (D <= 32
 // floats) stays in registers; each step's mixture table (K (2D + 1) floats, computed on the host
 // in double) is staged in shared memory by the block; one online-softmax pass per step and
 // ceil(D/4) Philox calls. Per point and step: ~K (3D + 4) flops and K exps; compute-bound, the
 // aim is to hide the per-step table load behind the K-loop of 256 points.
+//
+// The online softmax of both (see online_softmax) works from differences of log densities, so
+// it stays finite where the float log densities of every component are -inf while the double
+// reference's are finite: a far point gets the reference's responsibilities.
 #include <cuda_runtime.h>
 
 #include <climits>
 #include <cmath>
+#include <type_traits>
 
 #include "genai/buffer.hpp"
 #include "kernels/common.cuh"
@@ -139,36 +147,253 @@ std::vector<float> mixture_table(const GaussianMixture& m, double ab) {
   return table;
 }
 
-__global__ void __launch_bounds__(kThreads)
-    mixture_kernel(const float* __restrict__ table, std::int64_t K, std::int64_t d,
-                   const float* __restrict__ x, std::int64_t n, float scale,
-                   float* __restrict__ out) {
-  const float* log_c = table;
-  const float* center = table + K;
-  const float* inv_v = table + K + K * d;
-  for (const std::int64_t row : grid_stride(n)) {
-    const float* xr = x + row * d;
-    float* o = out + row * d;
-    auto log_density = [&](std::int64_t k) {
-      float q = 0;
-      for (std::int64_t j = 0; j < d; ++j) {
-        const float diff = xr[j] - __ldg(center + k * d + j);
-        q += diff * diff * __ldg(inv_v + k * d + j);
-      }
-      return __ldg(log_c + k) - 0.5f * q;
-    };
-    float mx = -INFINITY;
-    for (std::int64_t k = 0; k < K; ++k) mx = fmaxf(mx, log_density(k));
-    for (std::int64_t j = 0; j < d; ++j) o[j] = 0;
-    float total = 0;
-    for (std::int64_t k = 0; k < K; ++k) {
-      const float w = expf(log_density(k) - mx);
-      total += w;
-      for (std::int64_t j = 0; j < d; ++j)
-        o[j] -= w * (xr[j] - __ldg(center + k * d + j)) * __ldg(inv_v + k * d + j);
+// ---- the mixture epsilon of one point ------------------------------------------------------
+//
+// For the table (log_c, c, inv_v) of a noised mixture, the direction of one point x is
+//   acc_j = -sum_k r_k g_kj,  g_kj = (x_j - c_kj) inv_v_kj,  r = softmax_k(log_c_k - q_k / 2),
+//   q_k = sum_j g_kj (x_j - c_kj),
+// and the score is acc / total (total: the softmax's normaliser). q is formed as g times
+// (x - c), never (x - c)^2 times inv_v, so it overflows only when the true sum exceeds FLT_MAX.
+// The online softmax keeps the running maximum as its (log_c_m, q_m) and weighs component k by
+//   exp((log_c_k - log_c_m) - (q_k - q_m) / 2),
+// from differences of log densities, not their values. A component with q = +inf (log density
+// -inf in float) contributes nothing, as a masked key in attention. When every q overflows
+// (|x - c_k| beyond ~1.8e19 standard deviations for every k: the double reference is finite,
+// the float log densities all -inf), the pass runs again on x and c scaled by 2^-E, E the
+// exponent of max(|x_j|, |c_kj|): q comes in units of 2^(2E) and the exponent above is
+// (log_c_k - log_c_m) - 2^(2E) (q_k - q_m) / 2 (ldexpf, exact). The responsibilities are then
+// the reference's -- one-hot on the component of least q (the reference's log densities are
+// ~1e31 or more apart wherever the float q differ), by log_c among components whose float q
+// coincide -- and the direction is scaled back by 2^E. That second pass is
+// finite whenever 4 d inv_v < FLT_MAX (noised variances above ~1e-38 d); beyond it, or for
+// non-finite x, the score is NaN, as the reference's is for non-finite x.
+
+// The table's parts (global or shared memory), D features.
+struct MixtureView {
+  const float* log_c;   // [K]
+  const float* center;  // [K x D]
+  const float* inv_v;   // [K x D]
+  int K;
+  __device__ MixtureView(const float* table, int K, int D)
+      : log_c(table), center(table + K), inv_v(table + K + K * D), K(K) {}
+};
+
+// x - c, in units of 2^E when kScaled (ldexpf scales by a power of two, exactly).
+template <bool kScaled>
+__device__ __forceinline__ float offset(float x, float c, int E) {
+  return kScaled ? ldexpf(x, -E) - ldexpf(c, -E) : x - c;
+}
+
+// E with |v| 2^-E < 1 for every |v| <= big.
+__device__ __forceinline__ int scale_exponent(float big) {
+  int E = 0;
+  frexpf(big, &E);
+  return E;
+}
+
+// The online softmax over the K components (see above). q_of(k): q_k, in units of 2^(2E) when
+// kScaled, the same bits on every thread that shares the point; rescale(r): the accumulated
+// direction times r; add(k, w): the direction minus w g_k. Returns the sum of the weights
+// relative to the maximum's (>= 1 once a component is finite; 0 when every q overflowed).
+template <bool kScaled, class Q, class Rescale, class Add>
+__device__ __forceinline__ float online_softmax(const float* log_c, int K, int E, Q q_of,
+                                                Rescale rescale, Add add) {
+  float lc_m = 0.0f, q_m = 0.0f, total = 0.0f;
+  for (int k = 0; k < K; ++k) {
+    const float q = q_of(k);
+    if (q == INFINITY) continue;  // log density -inf in float: contributes nothing
+    const float lc = log_c[k];
+    float e = 0.0f;  // log weight relative to the running maximum
+    if (total != 0.0f) {
+      const float dq = q - q_m;
+      e = (lc - lc_m) - 0.5f * (kScaled ? ldexpf(dq, 2 * E) : dq);
     }
-    const float f = scale / total;
-    for (std::int64_t j = 0; j < d; ++j) o[j] *= f;
+    if (e > 0.0f || total == 0.0f) {  // a new maximum (or the first finite component)
+      const float r = expf(-e);      // 0 when e = +inf
+      total *= r;
+      rescale(r);
+      lc_m = lc;
+      q_m = q;
+      e = 0.0f;
+    }
+    const float w = expf(e);
+    total += w;
+    add(k, w);
+  }
+  return total;
+}
+
+// One pass for a point held by one thread: xs[D] in registers, the direction into acc.
+template <bool kScaled, int MaxD>
+__device__ __forceinline__ float point_pass(const MixtureView& t, int D, int E,
+                                            const float (&xs)[MaxD], float (&acc)[MaxD]) {
+#pragma unroll
+  for (int j = 0; j < MaxD; ++j) acc[j] = 0.0f;
+  const auto q_of = [&](int k) {
+    float q = 0.0f;
+#pragma unroll
+    for (int j = 0; j < MaxD; ++j) {
+      if (j >= D) break;
+      const float u = offset<kScaled>(xs[j], t.center[k * D + j], E);
+      q = fmaf(u * t.inv_v[k * D + j], u, q);
+    }
+    return q;
+  };
+  const auto rescale = [&](float r) {
+#pragma unroll
+    for (int j = 0; j < MaxD; ++j) acc[j] *= r;
+  };
+  const auto add = [&](int k, float w) {
+#pragma unroll
+    for (int j = 0; j < MaxD; ++j) {
+      if (j >= D) break;
+      const float u = offset<kScaled>(xs[j], t.center[k * D + j], E);  // recomputed: no u[] live
+      acc[j] = fmaf(-w, u * t.inv_v[k * D + j], acc[j]);
+    }
+  };
+  return online_softmax<kScaled>(t.log_c, t.K, E, q_of, rescale, add);
+}
+
+// The direction of the point xs into acc (the score is acc / the result), with the scaled
+// second pass when every q overflowed.
+template <int MaxD>
+__device__ __forceinline__ float point_direction(const MixtureView& t, int D,
+                                                 const float (&xs)[MaxD], float (&acc)[MaxD]) {
+  const float total = point_pass<false>(t, D, 0, xs, acc);
+  if (total != 0.0f) return total;
+  float big = 0.0f;
+#pragma unroll
+  for (int j = 0; j < MaxD; ++j)
+    if (j < D) big = fmaxf(big, fabsf(xs[j]));
+  for (int e = 0; e < t.K * D; ++e) big = fmaxf(big, fabsf(t.center[e]));
+  const int E = scale_exponent(big);
+  const float scaled_total = point_pass<true>(t, D, E, xs, acc);
+#pragma unroll
+  for (int j = 0; j < MaxD; ++j) acc[j] = ldexpf(acc[j], E);
+  return scaled_total;
+}
+
+// A mixture_score launch: the float table (mixture_table), x and out [n x d] (not overlapping).
+struct ScoreArgs {
+  const float* table;
+  int K, d;
+  const float* x;
+  std::int64_t n;
+  float scale;
+  float* out;
+};
+
+// MaxD as in fused_kernel; one thread per point, the table read through the cache.
+template <int MaxD>
+__global__ void __launch_bounds__(kThreads) mixture_kernel(ScoreArgs a) {
+  const int D = MaxD <= 4 ? MaxD : a.d;
+  const MixtureView t(a.table, a.K, D);
+  for (const std::int64_t row : grid_stride(a.n)) {
+    float xs[MaxD], acc[MaxD];
+#pragma unroll
+    for (int j = 0; j < MaxD; ++j) xs[j] = j < D ? a.x[row * D + j] : 0.0f;
+    const float f = a.scale / point_direction(t, D, xs, acc);
+#pragma unroll
+    for (int j = 0; j < MaxD; ++j)
+      if (j < D) a.out[row * D + j] = f * acc[j];
+  }
+}
+
+// The columns lane + 32 i of a row of d: f(i, c). kCols > 0: i < kCols (c < d checked);
+// kCols = 0: every such column, i = 0.
+template <int kCols, class F>
+__device__ __forceinline__ void for_columns(int lane, int d, F f) {
+  if constexpr (kCols > 0) {
+#pragma unroll
+    for (int i = 0; i < kCols; ++i)
+      if (lane + 32 * i < d) f(i, lane + 32 * i);
+  } else {
+    for (int c = lane; c < d; c += 32) f(0, c);
+  }
+}
+
+// One pass for a point held by a warp: kCols > 0, x (xs) and the direction (acc) in registers,
+// columns lane + 32 i; kCols = 0, x read from xr and the direction accumulated in o (the
+// output row). q is reduced over the warp: every lane gets the same bits.
+template <bool kScaled, int kCols, int kRegs>
+__device__ __forceinline__ float warp_pass(const MixtureView& t, int d, int E, int lane,
+                                           const float* xr, const float (&xs)[kRegs],
+                                           float (&acc)[kRegs], float* o) {
+  const auto x_at = [&](int i, int c) {
+    if constexpr (kCols > 0) return xs[i];
+    else return xr[c];
+  };
+  const auto acc_at = [&](int i, int c) -> float& {
+    if constexpr (kCols > 0) return acc[i];
+    else return o[c];
+  };
+  for_columns<kCols>(lane, d, [&](int i, int c) { acc_at(i, c) = 0.0f; });
+  const auto q_of = [&](int k) {
+    float q = 0.0f;
+    for_columns<kCols>(lane, d, [&](int i, int c) {
+      const float u = offset<kScaled>(x_at(i, c), t.center[k * d + c], E);
+      q = fmaf(u * t.inv_v[k * d + c], u, q);
+    });
+    return warp_reduce(q, Sum{});
+  };
+  const auto rescale = [&](float r) {
+    for_columns<kCols>(lane, d, [&](int i, int c) { acc_at(i, c) *= r; });
+  };
+  const auto add = [&](int k, float w) {
+    for_columns<kCols>(lane, d, [&](int i, int c) {
+      const float u = offset<kScaled>(x_at(i, c), t.center[k * d + c], E);
+      acc_at(i, c) = fmaf(-w, u * t.inv_v[k * d + c], acc_at(i, c));
+    });
+  };
+  const float total = online_softmax<kScaled>(t.log_c, t.K, E, q_of, rescale, add);
+  if constexpr (kScaled) for_columns<kCols>(lane, d, [&](int i, int c) {
+    acc_at(i, c) = ldexpf(acc_at(i, c), E);
+  });
+  return total;
+}
+
+// A warp per point (d > 32): kCols columns per lane in registers (d <= 32 kCols), or kCols = 0
+// for any d, the output row as the accumulator (coalesced read-modify-writes that stay in
+// L1/L2). x must not overlap out (the launcher copies it).
+template <int kCols>
+__global__ void __launch_bounds__(kThreads) mixture_warp_kernel(ScoreArgs a) {
+  constexpr int kRegs = kCols > 0 ? kCols : 1;
+  const int d = a.d;
+  const MixtureView t(a.table, a.K, d);
+  const int lane = threadIdx.x % kWarp;
+  for (const std::int64_t row : grid_stride(a.n, kWarp)) {
+    const float* xr = a.x + row * d;
+    float* o = a.out + row * d;
+    float xs[kRegs] = {}, acc[kRegs] = {};
+    if constexpr (kCols > 0) for_columns<kCols>(lane, d, [&](int i, int c) { xs[i] = xr[c]; });
+    float total = warp_pass<false, kCols>(t, d, 0, lane, xr, xs, acc, o);
+    if (total == 0.0f) {  // every q overflowed (uniform over the warp): again in units of 2^(2E)
+      float big = 0.0f;
+      for_columns<kCols>(lane, d, [&](int i, int c) {
+        big = fmaxf(big, fabsf(kCols > 0 ? xs[i] : xr[c]));
+      });
+      for (int e = lane; e < a.K * d; e += kWarp) big = fmaxf(big, fabsf(t.center[e]));
+      total = warp_pass<true, kCols>(t, d, scale_exponent(warp_reduce(big, Max{})), lane, xr, xs,
+                                     acc, o);
+    }
+    const float f = a.scale / total;
+    for_columns<kCols>(lane, d, [&](int i, int c) { o[c] = f * (kCols > 0 ? acc[i] : o[c]); });
+  }
+}
+
+// f(std::integral_constant<int, MaxD>{}) for the register bucket of d <= kFusedMaxD: MaxD = d
+// for d <= 4, else 8, 16 or 32.
+template <class F>
+void with_max_d(std::int64_t d, F&& f) {
+  switch (d) {
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    default:
+      if (d <= 8) return f(std::integral_constant<int, 8>{});
+      if (d <= 16) return f(std::integral_constant<int, 16>{});
+      return f(std::integral_constant<int, 32>{});
   }
 }
 
@@ -192,9 +417,7 @@ __global__ void __launch_bounds__(kThreads)
   constexpr int kBlocks = (MaxD + 3) / 4;  // Philox blocks per point: row * nb + q, as draw_kernel
   const int nb = (D + 3) / 4;
   const int table_size = K * (2 * D + 1);
-  const float* log_c = s_table;
-  const float* center = s_table + K;
-  const float* inv_v = s_table + K + K * D;
+  const MixtureView table(s_table, K, D);
   const std::int64_t row = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   const bool active = row < n;  // inactive threads still stage tables and reach every barrier
   float xs[MaxD];
@@ -220,35 +443,9 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
     if (!active) continue;
     const DeviceStep st = steps[i];
-    // Online softmax over the components: eps = eps_scale * sum_k r_k (-(x - c_k) / v_k).
-    float mx = -INFINITY, total = 0, acc[MaxD];
-#pragma unroll
-    for (int j = 0; j < MaxD; ++j) acc[j] = 0;
-    for (int k = 0; k < K; ++k) {
-      float q = 0;
-#pragma unroll
-      for (int j = 0; j < MaxD; ++j) {
-        if (j >= D) break;
-        const float diff = xs[j] - center[k * D + j];
-        q += diff * diff * inv_v[k * D + j];
-      }
-      const float lp = log_c[k] - 0.5f * q;
-      if (lp > mx) {
-        const float rescale = expf(mx - lp);
-        total *= rescale;
-#pragma unroll
-        for (int j = 0; j < MaxD; ++j) acc[j] *= rescale;
-        mx = lp;
-      }
-      const float w = expf(lp - mx);
-      total += w;
-#pragma unroll
-      for (int j = 0; j < MaxD; ++j) {
-        if (j >= D) break;
-        acc[j] -= w * (xs[j] - center[k * D + j]) * inv_v[k * D + j];  // recomputed: no diff[] live
-      }
-    }
-    const float f = st.eps_scale / total;
+    // eps = eps_scale * sum_k r_k (-(x - c_k) / v_k), by the online softmax above.
+    float acc[MaxD];
+    const float f = st.eps_scale / point_direction(table, D, xs, acc);
 #pragma unroll
     for (int q = 0; q < kBlocks; ++q) {
       if (4 * q >= D) break;
@@ -338,9 +535,9 @@ void mixture_score(const Context& ctx, const GaussianMixture& m, double alpha_ba
                    const float* x, std::int64_t n, double scale, float* out) {
   const auto table = mixture_table(m, alpha_bar);
   Buffer<float> dt(ctx, std::span<const float>(table));
-  // The kernel accumulates in `out` (zeroed per row before the second pass reads x), and x and
-  // out are __restrict__: an overlapping call (out == x, which the CPU reference handles) reads
-  // from a copy of x.
+  // x and out are __restrict__, the kernels of d > 256 accumulate in out, and a thread (warp)
+  // writes its row of out while others read their rows of x: an overlapping call (out == x,
+  // which the CPU reference handles) reads from a copy of x.
   const std::size_t bytes = static_cast<std::size_t>(n * m.d) * sizeof(float);
   const auto xb = reinterpret_cast<std::uintptr_t>(x), ob = reinterpret_cast<std::uintptr_t>(out);
   Buffer<float> x_copy;
@@ -349,8 +546,24 @@ void mixture_score(const Context& ctx, const GaussianMixture& m, double alpha_ba
     detail::copy_bytes(ctx, x_copy.data(), Device::CUDA, x, Device::CUDA, bytes);
     x = x_copy.data();
   }
-  launch(ctx, mixture_kernel, grid_for(n, kThreads), kThreads, 0, dt.data(), m.K, m.d, x, n,
-         static_cast<float>(scale), out);
+  const ScoreArgs a{.table = dt.data(),
+                    .K = static_cast<int>(m.K),
+                    .d = static_cast<int>(m.d),
+                    .x = x,
+                    .n = n,
+                    .scale = static_cast<float>(scale),
+                    .out = out};
+  if (m.d <= kFusedMaxD)
+    return with_max_d(m.d, [&](auto max_d) {
+      launch(ctx, mixture_kernel<decltype(max_d)::value>, grid_for(n, kThreads), kThreads, 0, a);
+    });
+  const auto warp = [&](auto kernel) {
+    launch(ctx, kernel, grid_for(n, kThreads / kWarp), kThreads, 0, a);
+  };
+  if (m.d <= 64) return warp(mixture_warp_kernel<2>);
+  if (m.d <= 128) return warp(mixture_warp_kernel<4>);
+  if (m.d <= 256) return warp(mixture_warp_kernel<8>);
+  warp(mixture_warp_kernel<0>);
 }
 
 void sample_mixture_fused(const Context& ctx, const GaussianMixture& m,
@@ -370,20 +583,11 @@ void sample_mixture_fused(const Context& ctx, const GaussianMixture& m,
   const int K = static_cast<int>(m.K), d = static_cast<int>(m.d);
   const int nsteps = static_cast<int>(steps.size());
   const std::size_t smem = fused_table_bytes(m.d, m.K);
-  auto run = [&](auto kernel) {
-    launch(ctx, kernel, grid, kThreads, smem, dtables.data(), K, d, dsteps.data(), nsteps, seed,
-           initial_step, draw_initial, clip, keep_every, intermediates, x, n);
-  };
-  switch (d) {
-    case 1: return run(fused_kernel<1>);
-    case 2: return run(fused_kernel<2>);
-    case 3: return run(fused_kernel<3>);
-    case 4: return run(fused_kernel<4>);
-    default:
-      if (d <= 8) return run(fused_kernel<8>);
-      if (d <= 16) return run(fused_kernel<16>);
-      return run(fused_kernel<32>);
-  }
+  with_max_d(m.d, [&](auto max_d) {
+    launch(ctx, fused_kernel<decltype(max_d)::value>, grid, kThreads, smem, dtables.data(), K, d,
+           dsteps.data(), nsteps, seed, initial_step, draw_initial, clip, keep_every,
+           intermediates, x, n);
+  });
 }
 
 }  // namespace genai::cuda

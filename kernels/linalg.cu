@@ -240,17 +240,23 @@ SvdReport run_gesvdj(const Context& ctx, Tall<T>& t, bool full, const SvdOptions
 }
 
 // randomized: Xgesvdr for the top k on A (overwritten). Xgesvdr returns V, not V^T: column j of
-// the column-major V [N x k] (ld N) is v_j (NVIDIA's RAFT test, rapidsai/raft
-// cpp/test/linalg/randomized_svd.cu, reads it so). U [M x k] and V [N x k] hold k columns, as in
-// RAFT (rsvd.cuh); the cuSOLVER parameter table describes U and V as ldu * m and ldv * n arrays
-// ("only reports first min(m,n) columns"), so compute-sanitizer memcheck on the GPU machine should
-// confirm nothing is written past column k. S gets the documented min(m, n) entries.
+// the column-major V [N x .] (ld N) is v_j (NVIDIA's RAFT test, rapidsai/raft
+// cpp/test/linalg/randomized_svd.cu, reads it so). Buffers as the cuSOLVER documentation gives
+// them, not the k columns RAFT (rsvd.cuh) allocates: its parameter table has U as an "array of
+// dimension ldu * m with ldu is not less than max(1,m)" holding the m x m U, of which "if
+// jobu = S, only reports first min(m,n) columns", and V as an "array of dimension ldv * n"
+// holding the n x n V, likewise; NVIDIA's sample (CUDALibrarySamples cuSOLVER/Xgesvdr) allocates
+// ldu * m and ldv * n. Here m = M >= n = N (A is the tall one), so V_A is exactly ldv * n =
+// N x N, and U_A holds the min(m, n) = N columns the documentation says are written with
+// jobu = 'S': M x N, the size of A. The literal ldu * m = M x M would be M / N times A (10 GB
+// of fp32 for 50 000 x 2000, whose A is 400 MB) for columns jobu = 'S' leaves unwritten. S gets
+// the documented min(m, n) entries; only the first k of each are read back.
 template <class T>
 SvdReport run_gesvdr(const Context& ctx, Tall<T>& t, const SvdOptions& o) {
   cusolverDnHandle_t h = ctx.cusolver();
   const cudaDataType type = std::is_same_v<T, float> ? CUDA_R_32F : CUDA_R_64F;
-  t.Ua = Buffer<T>(ctx, t.M * o.k);
-  t.Va = Buffer<T>(ctx, t.N * o.k);
+  t.Ua = Buffer<T>(ctx, t.M * t.N);
+  t.Va = Buffer<T>(ctx, t.N * t.N);
   t.S = Buffer<T>(ctx, t.N);
   DnParams p;
   std::size_t dev_bytes = 0, host_bytes = 0;

@@ -11,6 +11,10 @@
 //     measured cuBLAS fp16 GEMM (fp32 accumulation); FlashAttention's published setting: 16k
 //     tokens per batch (B = 16384 / L), hidden 2048 (H = 2048 / d), d in {64, 128}, L from 512
 //     to 16384, causal and not.
+//   fp32 with the weights output (Gpu_AttentionWeights): the same call plus the second pass that
+//     writes exp(s - lse) [B, H, L, L]; bytes add the weights written (4 B H L^2), flop the
+//     recomputed logits (2 B H L^2 d, halved for causal). The difference from Gpu_Attention at the
+//     same shape is the weights pass.
 // Inputs are rotated when one set is smaller than 2x L2. CPU: one small fp32 case.
 #include <cstdint>
 #include <tuple>
@@ -53,24 +57,38 @@ bench::Work work_of(const genai::AttentionShape& s, bool causal) {
   return w;
 }
 
-void Gpu_Attention(benchmark::State& state) {
+// fp32, with (Gpu_AttentionWeights) or without (Gpu_Attention) the weights output: one weights
+// array (>= 16 MiB, written only) shared by the rotation sets.
+void gpu_fp32(benchmark::State& state, bool weights) {
   if (!bench::require_gpu(state)) return;
   bench::guarded(state, [&] {
     const genai::AttentionShape s = shape_of(state);
     const bool causal = state.range(3) != 0;
     const genai::Context& ctx = bench::gpu_context();
     const std::int64_t n = s.batch * s.q_heads * s.q_len * s.head_dim;
+    const std::int64_t nw = weights ? s.batch * s.q_heads * s.q_len * s.k_len : 0;
     const int sets = bench::l2_rotation_sets(static_cast<std::size_t>(3 * n) * sizeof(float));
     auto& in = bench::cached<AttentionInputs>(std::tuple{n, sets},
                                               [&] { return make_inputs(ctx, n, sets); });
+    auto& w = bench::cached<genai::Buffer<float>>(std::tuple{nw}, [&] {
+      return genai::Buffer<float>(ctx, static_cast<std::size_t>(nw));
+    });
     const auto one_call = [&](std::int64_t c) {
       const std::size_t i = static_cast<std::size_t>(c % sets);
       genai::attention(ctx, in.q[i].data(), in.k[i].data(), in.v[i].data(), s, in.out[i].data(),
-                       {.causal = causal});
+                       {.causal = causal}, {.weights = weights ? w.data() : nullptr});
     };
-    bench::time_gpu(state, one_call, work_of(s, causal));
+    bench::Work work = work_of(s, causal);
+    if (weights) {
+      work.bytes += 4.0 * static_cast<double>(nw);
+      work.flop *= 1.5;  // QK^T once more
+    }
+    bench::time_gpu(state, one_call, work);
   });
 }
+
+void Gpu_Attention(benchmark::State& state) { gpu_fp32(state, false); }
+void Gpu_AttentionWeights(benchmark::State& state) { gpu_fp32(state, true); }
 
 // q, k, v, out in T (fp16 / bf16), drawn in fp32 on the host and rounded; one per rotation set.
 template <class T>
@@ -161,6 +179,7 @@ BENCHMARK(Cpu_Attention)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(Gpu_Attention)->Apply(gpu_shapes)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(Gpu_AttentionWeights)->Apply(gpu_shapes)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(Gpu_AttentionFp16)->Apply(gpu_low_shapes)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(Gpu_AttentionBf16)->Apply(gpu_low_shapes)->UseManualTime()->Unit(benchmark::kMillisecond);
 

@@ -10,6 +10,8 @@
 // K (3 d + 5) + 8 d per point-step (gmm8: 96), Philox not counted; roof cuBLAS SGEMM.
 // The step-by-step loop (a mixture_epsilon launch and a step launch per step) runs the same
 // workload for comparison.
+// mixture_epsilon alone (Gpu_MixtureEpsilon): K = 8 equal isotropic components in d dims,
+// mu_k ~ N(0, 3^2 I); bytes = x read + eps written (8 n d), flop = K (3 d + 5) per point.
 #include <cstdint>
 #include <string>
 #include <tuple>
@@ -130,16 +132,51 @@ void set_rate(benchmark::State& state, std::int64_t n, std::int64_t steps) {
       benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// "gmm8" (the 2D preset), or "mix16": 8 equal components N(mu_k, I) in d = 16, mu_k ~ N(0, 3^2 I)
-// (the fused kernel's general-d path, several Philox blocks per point).
-genai::GaussianMixture mixture_of(const std::string& name) {
-  if (name != "mix16") return genai::GaussianMixture::preset(name);
-  constexpr std::int64_t K = 8, d = 16;
+// K = 8 equal components N(mu_k, I) in d dims, mu_k ~ N(0, 3^2 I) (seeded by d).
+genai::GaussianMixture isotropic8(std::int64_t d) {
+  constexpr std::int64_t K = 8;
   std::vector<float> means(K * d);
-  genai::fill_normal(genai::Context::cpu(), means.data(), K * d, {16, 0, 0});
+  genai::fill_normal(genai::Context::cpu(), means.data(), K * d,
+                     {static_cast<std::uint64_t>(d), 0, 0});
   for (float& m : means) m *= 3.0f;
   return genai::GaussianMixture::isotropic(std::vector<float>(K, 1.0f / K), means, d,
                                            std::vector<float>(K, 1.0f));
+}
+
+// "gmm8" (the 2D preset), or "mix16": isotropic8(16) (the fused kernel's general-d path,
+// several Philox blocks per point).
+genai::GaussianMixture mixture_of(const std::string& name) {
+  return name == "mix16" ? isotropic8(16) : genai::GaussianMixture::preset(name);
+}
+
+void Gpu_MixtureEpsilon(benchmark::State& state) {
+  if (!bench::require_gpu(state)) return;
+  bench::guarded(state, [&] {
+    const std::int64_t n = state.range(0), d = state.range(1);
+    const genai::Context& ctx = bench::gpu_context();
+    const genai::GaussianMixture m = d == 2 ? genai::GaussianMixture::preset("gmm8") : isotropic8(d);
+    const int sets = bench::l2_rotation_sets(static_cast<std::size_t>(n * d) * sizeof(float));
+    struct In {
+      std::vector<genai::Buffer<float>> x, out;
+    };
+    auto& in = bench::cached<In>(std::tuple{n, d, sets}, [&] {
+      In r;
+      for (int k = 0; k < sets; ++k) {
+        r.x.emplace_back(ctx, static_cast<std::size_t>(n * d));
+        r.out.emplace_back(ctx, static_cast<std::size_t>(n * d));
+        genai::fill_normal(ctx, r.x.back().data(), n * d, {static_cast<std::uint64_t>(k), 2, 0},
+                           0.0f, 3.0f);
+      }
+      return r;
+    });
+    bench::Work w;
+    w.bytes = 8.0 * static_cast<double>(n * d);
+    w.flop = static_cast<double>(n) * static_cast<double>(m.K * (3 * d + 5));
+    bench::time_gpu(state, [&](std::int64_t c) {
+      const auto k = static_cast<std::size_t>(c % sets);
+      genai::mixture_epsilon(ctx, m, 0.5, in.x[k].data(), n, in.out[k].data());
+    }, w);
+  });
 }
 
 // range(2): 1 = sample_mixture (fused on the GPU), 0 = sample() with mixture_model, step by step.
@@ -196,6 +233,14 @@ void gpu_step_shapes(benchmark::internal::Benchmark* b) {
   b->Args({1 << 22, 4});
   b->Args({1 << 16, 256});
 }
+void gpu_mixture_shapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"n", "d"});
+  // 64 MiB of x each (and 64 MiB of eps written)
+  b->Args({1 << 23, 2});    // gmm8, thread per point
+  b->Args({1 << 20, 16});   // thread per point, 16 registers of x
+  b->Args({1 << 18, 64});   // warp per point, registers
+  b->Args({1 << 15, 512});  // warp per point, the output row as accumulator
+}
 void gpu_sampler_shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"n", "steps", "fused"});
   b->Args({1 << 20, 1000, 1});  // the 10^6 2D points x 1000 steps
@@ -212,6 +257,7 @@ BENCHMARK_CAPTURE(Cpu_MixtureSampler, ddpm_gmm8, SamplerKind::DDPM)
     ->Apply(cpu_sampler_shapes)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(Gpu_AddNoise)->Apply(gpu_noise_shapes)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(Gpu_DdpmStep)->Apply(gpu_step_shapes)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(Gpu_MixtureEpsilon)->Apply(gpu_mixture_shapes)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(Gpu_MixtureSampler, ddpm_gmm8, SamplerKind::DDPM, "gmm8")
     ->Apply(gpu_sampler_shapes)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(Gpu_MixtureSampler, ddim_gmm8, SamplerKind::DDIM, "gmm8")

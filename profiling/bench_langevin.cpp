@@ -12,6 +12,9 @@
 // FP32 rate, which a kernel of exps and divisions cannot reach: peak_frac says how far from the
 // FP32 pipes it is. chain_steps (per second) is the rate that matters.
 // Each call also runs the initial-state finiteness check (one pass over x and a sync).
+// Brownian paths (Gpu_Brownian): out [paths x (steps + 1) x d] written once, bytes =
+// 4 paths (steps + 1) d (~269 MB in each case); one Philox normal4 per path, step and 4
+// dimensions, not counted as flop; peak_frac against the copy bandwidth.
 #include <cstdint>
 #include <tuple>
 #include <vector>
@@ -85,6 +88,24 @@ void Cpu_Langevin(benchmark::State& state, LangevinMethod method) {
   });
 }
 
+void Gpu_Brownian(benchmark::State& state) {
+  if (!bench::require_gpu(state)) return;
+  bench::guarded(state, [&] {
+    const std::int64_t paths = state.range(0), d = state.range(1), steps = state.range(2);
+    const genai::Context& ctx = bench::gpu_context();
+    const std::int64_t n = paths * (steps + 1) * d;
+    auto& out = bench::cached<genai::Buffer<float>>(std::tuple{n}, [&] {
+      return genai::Buffer<float>(ctx, static_cast<std::size_t>(n));
+    });
+    bench::Work w;
+    w.bytes = 4.0 * static_cast<double>(n);
+    bench::time_gpu(state, [&](std::int64_t call) {
+      genai::brownian_motion(ctx, out.data(), paths, d, steps, 0.01f,
+                             static_cast<std::uint64_t>(call));
+    }, w);
+  });
+}
+
 void gpu_shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"chains", "d", "steps"});
   b->Args({1 << 20, 2, 100});   // 10^6 chains on gmm8
@@ -103,5 +124,12 @@ BENCHMARK_CAPTURE(Gpu_Langevin, ula, LangevinMethod::ULA)
     ->Apply(gpu_shapes)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(Gpu_Langevin, mala, LangevinMethod::MALA)
     ->Apply(gpu_shapes)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(Gpu_Brownian)
+    ->ArgNames({"paths", "d", "steps"})
+    ->Args({1 << 16, 1, 1024})
+    ->Args({1 << 16, 4, 256})
+    ->Args({1 << 12, 64, 256})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -23,6 +23,34 @@ using test::expect_argument_error;
 
 class DiffusionGpu : public test::GpuTest {};
 
+// Every element within tol x max(1, |ref|) of the reference, element by element: the far points'
+// coordinates span ~20 orders of magnitude, where a norm-wise bound would only see the largest.
+::testing::AssertionResult close_elementwise(const std::vector<float>& got,
+                                             const std::vector<float>& ref, double tol) {
+  if (got.size() != ref.size()) return ::testing::AssertionFailure() << "sizes differ";
+  for (std::size_t i = 0; i < got.size(); ++i)
+    if (!(std::abs(double(got[i]) - ref[i]) <= tol * std::max(1.0, std::abs(double(ref[i])))))
+      return ::testing::AssertionFailure() << "element " << i << ": " << got[i] << " vs reference "
+                                           << ref[i];
+  return ::testing::AssertionSuccess();
+}
+
+// 6 components in d dimensions close to the origin (means ~ N(0, 0.05^2), variances in
+// [0.5, 1.5]), unequal weights: points ~ N(0, 0.05^2) have q_k ~ 0.005 d and mixed
+// responsibilities, and the float rounding of q (~sqrt(d) 2^-24 q) stays far below 1e-5.
+GaussianMixture close_mixture(std::int64_t d) {
+  GaussianMixture m;
+  m.K = 6;
+  m.d = d;
+  m.weights = test::uniforms(6, 40 + d, 0.5f, 1.5f);
+  float sum = 0;
+  for (float w : m.weights) sum += w;
+  for (float& w : m.weights) w /= sum;
+  m.means = test::normals(6 * d, 41 + d, 0.0f, 0.05f);
+  m.variances = test::uniforms(6 * d, 42 + d, 0.5f, 1.5f);
+  return m;
+}
+
 TEST_F(DiffusionGpu, AddNoiseMatchesReference) {
   const NoiseSchedule s({.beta_schedule = BetaSchedule::SquaredCosCapV2});
   for (std::int64_t d : {1, 3, 4, 37}) {
@@ -122,6 +150,81 @@ TEST_F(DiffusionGpu, MixtureEpsilonInPlaceEqualsOutOfPlace) {
   mixture_epsilon(ctx, m, 0.3, dx.data(), n, dout.data());
   mixture_epsilon(ctx, m, 0.3, dx.data(), n, dx.data());
   EXPECT_EQ(dx.to_host(), dout.to_host());
+}
+
+// Every kernel of the mixture score (a thread per point for d <= 32: 1, 2, 3, 4, 8, 16, 32; a warp
+// per point beyond: registers up to 64, 128, 256 columns, the output row as accumulator past
+// 256) against the reference, out of place and in place.
+TEST_F(DiffusionGpu, MixtureScoreEveryWidthMatchesReference) {
+  for (std::int64_t d : {1, 2, 4, 7, 16, 32, 33, 64, 100, 200, 257, 300}) {
+    const GaussianMixture m = close_mixture(d);
+    const std::int64_t n = 500;
+    const auto x = test::normals(n * d, 50 + d, 0.0f, 0.05f);
+    std::vector<float> eps(n * d);
+    mixture_epsilon(kCpu, m, 0.3, x.data(), n, eps.data());
+    auto dx = test::to_device(ctx, x);
+    Buffer<float> deps(ctx, n * d);
+    test::poison(deps);
+    mixture_epsilon(ctx, m, 0.3, dx.data(), n, deps.data());
+    EXPECT_TRUE(test::close(deps.to_host(), eps, test::tolerance(test::DType::FP32))) << "d " << d;
+    mixture_epsilon(ctx, m, 0.3, dx.data(), n, dx.data());
+    EXPECT_EQ(dx.to_host(), deps.to_host()) << "in place, d " << d;
+  }
+}
+
+// Far points (test::far_points; the CPU test MixtureScoreFarFromEveryComponentIsFiniteAndOneHot
+// checks the reference on them): the float log densities of some or all components are -inf,
+// the reference's are finite and one-hot. The kernels must give the reference's score, with
+// one float rounding per operation on ~1e-7 relative; bound 1e-5 element by element. Every
+// kernel width, score and epsilon.
+TEST_F(DiffusionGpu, MixtureScoreFarFromEveryComponentMatchesReference) {
+  for (std::int64_t d : {2, 3, 5, 20, 40, 100, 200, 300}) {
+    const GaussianMixture m = test::anisotropic_mixture(d);
+    const std::int64_t n = 40;
+    const auto x = test::far_points(n, d, 70 + d);
+    auto dx = test::to_device(ctx, x);
+    for (bool eps : {false, true}) {
+      std::vector<float> want(n * d);
+      Buffer<float> got(ctx, n * d);
+      test::poison(got);
+      if (eps) {
+        mixture_epsilon(kCpu, m, 0.9, x.data(), n, want.data());
+        mixture_epsilon(ctx, m, 0.9, dx.data(), n, got.data());
+      } else {
+        mixture_score(kCpu, m, 0.9, x.data(), n, want.data());
+        mixture_score(ctx, m, 0.9, dx.data(), n, got.data());
+      }
+      EXPECT_TRUE(close_elementwise(got.to_host(), want, 1e-5)) << "d " << d << (eps ? " eps" : "");
+    }
+  }
+}
+
+// The fused sampler and the step-by-step GPU loop from far points (draw_initial_noise off) against
+// the CPU loop: every step's score takes the far-point path (the states grow, up to ~2e32).
+// Float against double scores, ~1e-7 relative per step over 50 steps; bound 1e-4 element by
+// element, as the other sampler cases.
+TEST_F(DiffusionGpu, FusedMixtureSamplerFarFromEveryComponentMatchesReference) {
+  const NoiseSchedule s;
+  for (std::int64_t d : {2, 3, 5, 20})
+    for (SamplerKind kind : {SamplerKind::DDPM, SamplerKind::DDIM}) {
+      const GaussianMixture m = test::anisotropic_mixture(d);
+      const std::int64_t n = 39;  // rows of 2e19, 1e25 and 1e30 only: 3e37 would overflow
+      std::vector<float> x0;
+      const auto far = test::far_points(4 * 13, d, 80 + d);
+      for (std::int64_t r = 0; r < 4 * 13; ++r)
+        if (r % 4 != 3) x0.insert(x0.end(), far.begin() + r * d, far.begin() + (r + 1) * d);
+      const SamplerOptions o{.sampler = kind, .num_inference_steps = 50,
+                             .step = {.eta = kind == SamplerKind::DDIM ? 0.5 : 0.0, .seed = 3},
+                             .draw_initial_noise = false};
+      auto want = x0;
+      sample_mixture(kCpu, s, m, n, want.data(), o);
+      auto dx = test::to_device(ctx, x0);
+      sample_mixture(ctx, s, m, n, dx.data(), o);
+      EXPECT_TRUE(close_elementwise(dx.to_host(), want, 1e-4)) << "fused, d " << d;
+      auto dy = test::to_device(ctx, x0);
+      sample(ctx, s, mixture_model(m, s), n, d, dy.data(), o);
+      EXPECT_TRUE(close_elementwise(dy.to_host(), want, 1e-4)) << "step by step, d " << d;
+    }
 }
 
 // The fused sampler (whole loop in one launch) and the step-by-step loop on the GPU against the

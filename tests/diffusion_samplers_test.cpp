@@ -64,6 +64,49 @@ TEST(Diffusion, MixtureScoreIsTheGradientOfLogDensity) {
   }
 }
 
+// Points so far from every component that float log densities overflow (|x - c| / sd from 2e19
+// to 1e38, test::far_points; from 1e25 on for every component): the double reference stays
+// finite, and its responsibilities are one-hot on the component of least Mahalanobis square q
+// (the runner-up's log density is more than 100 lower), so the score is -(x - c_k) / v_k of
+// that component, to the float rounding of the result (1e-6 relative). The GPU parity cases use
+// these points; the float kernels can order the components because their q differ by more
+// than 1e-3 relative, asserted here on the data.
+TEST(Diffusion, MixtureScoreFarFromEveryComponentIsFiniteAndOneHot) {
+  const double ab = 0.9;
+  for (std::int64_t d : {2, 3, 5, 20, 40, 100, 200, 300}) {  // the GPU cases' widths
+    const GaussianMixture m = test::anisotropic_mixture(d);
+    const std::int64_t n = 40;
+    const auto x = test::far_points(n, d, 70 + d);
+    std::vector<float> score(n * d);
+    mixture_score(kCpu, m, ab, x.data(), n, score.data());
+    for (std::int64_t r = 0; r < n; ++r) {
+      SCOPED_TRACE(::testing::Message() << "d " << d << " row " << r);
+      std::vector<double> q(m.K), lp(m.K);
+      for (std::int64_t k = 0; k < m.K; ++k) {
+        lp[k] = std::log(m.weights[k]);
+        for (std::int64_t j = 0; j < d; ++j) {
+          const double v = ab * m.variances[k * d + j] + 1 - ab;
+          const double u = x[r * d + j] - std::sqrt(ab) * m.means[k * d + j];
+          q[k] += u * u / v;
+          lp[k] -= 0.5 * std::log(v);
+        }
+        lp[k] -= 0.5 * q[k];
+      }
+      std::vector<std::int64_t> order = {0, 1, 2};
+      std::sort(order.begin(), order.end(), [&](auto a, auto b) { return lp[a] > lp[b]; });
+      const std::int64_t k = order[0], runner_up = order[1];
+      ASSERT_GT(lp[k] - lp[runner_up], 100.0);
+      ASSERT_GT(q[runner_up] - q[k], 1e-3 * q[k]);
+      for (std::int64_t j = 0; j < d; ++j) {
+        const double v = ab * m.variances[k * d + j] + 1 - ab;
+        const double want = -(x[r * d + j] - std::sqrt(ab) * m.means[k * d + j]) / v;
+        ASSERT_TRUE(std::isfinite(score[r * d + j])) << j;
+        EXPECT_NEAR(score[r * d + j], want, 1e-6 * std::abs(want)) << j;
+      }
+    }
+  }
+}
+
 // ---- sampling ------------------------------------------------------------------------------
 
 // Unbiased MMD^2 with the RBF kernel exp(-|x-y|^2 / (2 h^2)) between two 2D sets.

@@ -53,17 +53,25 @@ TEST_F(LangevinGpu, EverySamplerMatchesReference) {
   }
 }
 
+// Every tile shape of the kernel: whole paths per tile (d = 1, 3, 5: 128, 128, 64 paths; d = 130:
+// 3 paths of 33 Philox blocks), blocks of one path split over tiles (d = 600: 128 + 22 blocks),
+// step counts that leave a partial pass of staged rows, path counts that leave a partial tile.
 TEST_F(LangevinGpu, BrownianMotionMatchesReference) {
-  const std::int64_t paths = 1001, d = 3, steps = 64;
-  const std::size_t n = paths * (steps + 1) * d;
-  Buffer<float> dw(ctx, n);
-  test::poison(dw);
-  brownian_motion(ctx, dw.data(), paths, d, steps, 0.01f, 7);
-  std::vector<float> cpu(n);
-  brownian_motion(Context::cpu(), cpu.data(), paths, d, steps, 0.01f, 7);
-  // One rounding per step apart (the device may fuse W + sqrt(dt) z): at most 64 ulps of
-  // |W| <= ~4.5, 1.5e-5; bounds 1e-5 relative norm and 1e-5 x max |W|.
-  EXPECT_TRUE(test::close(dw.to_host(), cpu, {1e-5, 1e-5}));
+  struct Case {
+    std::int64_t paths, d, steps;
+  };
+  for (const Case c : {Case{1001, 3, 64}, Case{257, 1, 37}, Case{130, 5, 20}, Case{7, 130, 33},
+                       Case{3, 600, 17}}) {
+    const std::size_t n = c.paths * (c.steps + 1) * c.d;
+    Buffer<float> dw(ctx, n);
+    test::poison(dw);
+    brownian_motion(ctx, dw.data(), c.paths, c.d, c.steps, 0.01f, 7);
+    std::vector<float> cpu(n);
+    brownian_motion(Context::cpu(), cpu.data(), c.paths, c.d, c.steps, 0.01f, 7);
+    // One rounding per step apart (the device may fuse W + sqrt(dt) z): at most 64 ulps of
+    // |W| <= ~4.5, 1.5e-5; bounds 1e-5 relative norm and 1e-5 x max |W|.
+    EXPECT_TRUE(test::close(dw.to_host(), cpu, {1e-5, 1e-5})) << "d " << c.d;
+  }
 }
 
 TEST_F(LangevinGpu, NonFiniteInitialStateIsRejectedBeforeRunning) {

@@ -87,6 +87,17 @@ TEST_F(LinalgGpu, RandomizedTopKMatchesReference) {
   const Mat Xt = transpose(X, m, n);
   const auto gt = run_svd(ctx, Xt, n, m, {.method = SvdMethod::randomized, .k = k});
   for (std::int64_t i = 0; i < k; ++i) EXPECT_NEAR(gt.S[i], ref.S[i], 1e-8) << i;
+  // The widest sketch Xgesvdr takes (k + oversampling = min(m, n) - 1), both orientations: the
+  // most columns of U_A and V_A it can write, within the documented buffers (kernels/linalg.cu).
+  const int wide = static_cast<int>(n - k - 1);
+  for (bool tall : {true, false}) {
+    const auto gw = tall ? run_svd(ctx, X, m, n,
+                                   {.method = SvdMethod::randomized, .k = k, .oversampling = wide})
+                         : run_svd(ctx, Xt, n, m,
+                                   {.method = SvdMethod::randomized, .k = k, .oversampling = wide});
+    for (std::int64_t i = 0; i < k; ++i) EXPECT_NEAR(gw.S[i], ref.S[i], 1e-8) << i;
+    EXPECT_LT(subspace_distance(tall ? gw.u() : transpose(gw.vt(), k, m), ref.u(), m, k), 1e-6);
+  }
 }
 
 TEST_F(LinalgGpu, BatchedJacobiMatchesReference) {

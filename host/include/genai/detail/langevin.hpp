@@ -105,7 +105,17 @@ GENAI_HD T TargetView::log_density_grad(T extra_var, const A& x, G& g) const {
   return m + log(s);
 }
 
-// Path p of brownian_motion: out_path [(steps+1) x d].
+// Brownian paths (brownian_motion): W_0 = 0, W_{s+1} = W_s + sqrt(dt) xi_s. Dimensions
+// 4b .. 4b + 3 of path p draw xi_s from Philox block (seed, langevin stream, counter
+// p * ceil(d/4) + b, step s), so every element has its own numbers whatever the thread layout
+// (the GPU runs a thread per (path, b)). brownian_next is one element's step, scale = sqrt(dt)
+// in T (the reference's T is double, the GPU's float).
+template <class T>
+GENAI_HD float brownian_next(float w, T scale, float z) {
+  return static_cast<float>(T(w) + scale * T(z));
+}
+
+// Path p: out_path [(steps+1) x d].
 template <class T>
 GENAI_HD void brownian_path(float* out_path, std::int64_t p, int d, std::int64_t steps, float dt,
                             std::uint64_t seed) {
@@ -121,7 +131,7 @@ GENAI_HD void brownian_path(float* out_path, std::int64_t p, int d, std::int64_t
                                          static_cast<std::uint32_t>(s));
       for (int lane = 0; lane < 4; ++lane) {
         const int j = static_cast<int>(b) * 4 + lane;
-        if (j < d) next[j] = static_cast<float>(T(prev[j]) + scale * T(z.v[lane]));
+        if (j < d) next[j] = brownian_next(prev[j], scale, z.v[lane]);
       }
     }
   }
