@@ -55,22 +55,6 @@ void draw_sampler_noise(std::int64_t n, std::int64_t d, std::uint64_t seed, std:
 void add_noise(const float* sa, const float* sb, const float* x0, const std::int64_t* timesteps,
                std::int64_t n, std::int64_t d, float* x_t, const NoiseOptions& o);
 
-// The mean squared error of one row of d (double accumulation) and, when grad is not null,
-// grad[j] = g (pred[j] - target[j]).
-GENAI_HD double mse_row(const float* pred, const float* target, std::int64_t d, double g,
-                        float* grad) {
-  double acc = 0;
-  for (std::int64_t j = 0; j < d; ++j) {
-    const double diff = static_cast<double>(pred[j]) - target[j];
-    acc += diff * diff;
-    if (grad) grad[j] = static_cast<float>(g * diff);
-  }
-  return acc / static_cast<double>(d);
-}
-
-void eps_mse_loss(const float* pred, const float* target, std::int64_t n, std::int64_t d,
-                  float* row_loss, float* grad);
-
 // A mixture noised to alpha_bar, in double: log_c[K] = log w_k - 1/2 sum_j log v_kj,
 // center[K x d] = sqrt(ab) mu_k, inv_v[K x d] = 1 / v_kj with v = ab var + 1 - ab (the 2 pi
 // cancels in the responsibilities; left out). The reference scores from it; the kernels stage

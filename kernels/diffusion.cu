@@ -144,17 +144,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// One thread per row: ref::mse_row, as the reference.
-__global__ void __launch_bounds__(kThreads)
-    loss_kernel(const float* __restrict__ pred, const float* __restrict__ target, std::int64_t n,
-                std::int64_t d, double g, float* __restrict__ row_loss,
-                float* __restrict__ grad) {
-  for (std::int64_t row = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-       row < n; row += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
-    row_loss[row] = static_cast<float>(
-        ref::mse_row(pred + row * d, target + row * d, d, g, grad ? grad + row * d : nullptr));
-}
-
 // ref::noised_mixture as one float table: log_c [K], center [K x d], inv_v [K x d], in that
 // order.
 std::vector<float> mixture_table(const GaussianMixture& m, double ab) {
@@ -347,15 +336,6 @@ void draw_sampler_noise(const Context& ctx, std::int64_t n, std::int64_t d, std:
   const std::int64_t nb = blocks_per_row(d);
   ctx.make_current();
   draw_kernel<<<grid_for(n * nb, kThreads), kThreads, 0, ctx.stream()>>>(n, d, nb, seed, step, x);
-  GENAI_LAUNCH_CHECK();
-}
-
-void eps_mse_loss(const Context& ctx, const float* pred, const float* target, std::int64_t n,
-                  std::int64_t d, float* row_loss, float* grad) {
-  const double g = 2.0 / (static_cast<double>(n) * static_cast<double>(d));
-  ctx.make_current();
-  loss_kernel<<<grid_for(n, kThreads), kThreads, 0, ctx.stream()>>>(pred, target, n, d, g,
-                                                                    row_loss, grad);
   GENAI_LAUNCH_CHECK();
 }
 
