@@ -1,6 +1,7 @@
 // CPU reference of the losses module.
 #include "cpu_reference/losses.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -34,6 +35,7 @@ void cross_entropy_loss(const T* logits, const std::int64_t* targets, std::int64
   for (std::int64_t i = 0; i < N; ++i) counted += targets[i] != opts.ignore_index;
   const double scale = opts.reduction == Reduction::Mean ? 1.0 / static_cast<double>(counted) : 1.0;
   double total = 0;
+  std::vector<double> e(static_cast<std::size_t>(C));
   for (std::int64_t i = 0; i < N; ++i) {
     const T* x = logits + i * C;
     T* g = grad ? grad + i * C : nullptr;
@@ -47,14 +49,24 @@ void cross_entropy_loss(const T* logits, const std::int64_t* targets, std::int64
       if (g)
         for (std::int64_t j = 0; j < C; ++j) g[j] = stored<T>(kNaN);
     } else {
+      // The row's statistics in two passes (the max, then the exponentials, kept for the
+      // gradient): one exp per logit, no rescaling.
       auto stats = detail::stats_identity<double>();
-      for (std::int64_t j = 0; j < C; ++j) detail::stats_add(stats, value_of(x[j]));
+      for (std::int64_t j = 0; j < C; ++j) {
+        stats.m = std::max(stats.m, value_of(x[j]));
+        stats.sum_x += value_of(x[j]);
+      }
+      for (std::int64_t j = 0; j < C; ++j) {
+        const double v = value_of(x[j]);
+        e[j] = v == -INFINITY ? 0.0 : std::exp(v - stats.m);
+        stats.s += e[j];
+      }
       stats.x_target = value_of(x[t]);
       const auto row = detail::ce_row<double>(stats, C, opts.label_smoothing, opts.z_loss);
       row_loss = row.loss;
       if (g)
         for (std::int64_t j = 0; j < C; ++j)
-          g[j] = stored<T>(detail::ce_grad(row, value_of(x[j]), j == t, scale));
+          g[j] = stored<T>(detail::ce_grad_of_p(row, e[j] / stats.s, j == t, scale));
     }
     if (opts.reduction == Reduction::None)
       loss[i] = static_cast<float>(row_loss);

@@ -111,19 +111,6 @@ GENAI_HD SoftmaxStats<R> stats_identity() {
   return {-INFINITY, 0, 0, 0};
 }
 
-// Folds one logit into the statistics (exp(-inf - -inf) never evaluated).
-template <class R>
-GENAI_HD void stats_add(SoftmaxStats<R>& a, R x) {
-  using std::exp;
-  a.sum_x += x;
-  if (x <= a.m) {
-    if (x != -INFINITY) a.s += exp(x - a.m);
-  } else {
-    a.s = (a.m == -INFINITY ? R(0) : a.s * exp(a.m - x)) + 1;
-    a.m = x;
-  }
-}
-
 template <class R>
 GENAI_HD SoftmaxStats<R> stats_merge(const SoftmaxStats<R>& a, const SoftmaxStats<R>& b) {
   using std::exp;
@@ -158,10 +145,13 @@ GENAI_HD CeRow<R> ce_row(const SoftmaxStats<R>& a, std::int64_t C, R smoothing, 
 }
 
 template <class R>
+GENAI_HD R ce_grad_of_p(const CeRow<R>& row, R p, bool is_target, R scale) {
+  return scale * (p * row.gain - (is_target ? row.hit : R(0)) - row.floor);
+}
+template <class R>
 GENAI_HD R ce_grad(const CeRow<R>& row, R x, bool is_target, R scale) {
   using std::exp;
-  const R p = x == -INFINITY ? R(0) : exp(x - row.lse);
-  return scale * (p * row.gain - (is_target ? row.hit : R(0)) - row.floor);
+  return ce_grad_of_p(row, x == -INFINITY ? R(0) : exp(x - row.lse), is_target, scale);
 }
 
 }  // namespace genai::detail
