@@ -3,9 +3,10 @@
 // Multi-tensor apply (as PyTorch's fused optimizers): up to 64 tensors per launch, their
 // pointers and sizes in the kernel's arguments (a __grid_constant__ struct of ~3.4 KB: no
 // host-to-device copy, nothing to synchronise, capturable in a CUDA graph). Each tensor is cut
-// into work units of 64 Ki elements; the grid covers the units of all tensors, a block finds its
-// tensor by a scan of the units' prefix sums (<= 64 entries) and streams its unit with 16-byte
-// loads and stores (scalar ones for a tensor whose arrays are not all 16-byte aligned). The
+// into work units of 16 Ki elements (so that one launch of 64 tensors of 64 Ki still has 256
+// blocks); the grid covers the units of all tensors, a block finds its tensor by a scan of the
+// units' prefix sums (<= 64 entries) and streams its unit with 16-byte loads and stores
+// (scalar ones for a tensor whose arrays are not all 16-byte aligned). The
 // per-element update is genai/detail/optim.hpp's, in correctly rounded float operations: the
 // same bits as the CPU reference.
 //
@@ -22,7 +23,7 @@ namespace genai::cuda {
 namespace {
 
 constexpr int kMaxTensors = 64;
-constexpr std::int64_t kUnit = 65536;  // elements per work unit (a multiple of 4)
+constexpr std::int64_t kUnit = 16384;  // elements per work unit (a multiple of 4 * kThreads)
 constexpr int kThreads = 512;
 
 // kArrays arrays per tensor; a null array is neither read nor written.
