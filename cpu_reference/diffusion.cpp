@@ -61,14 +61,6 @@ void add_noise(const float* sa, const float* sb, const float* x0, const std::int
   }
 }
 
-void eps_mse_loss(const float* pred, const float* target, std::int64_t n, std::int64_t d,
-                  float* row_loss, float* grad) {
-  const double g = 2.0 / (static_cast<double>(n) * static_cast<double>(d));
-  for (std::int64_t row = 0; row < n; ++row)
-    row_loss[row] = static_cast<float>(
-        detail::mse_row(pred + row * d, target + row * d, d, g, grad ? grad + row * d : nullptr));
-}
-
 void mixture_score(const GaussianMixture& m, double alpha_bar, const float* x, std::int64_t n,
                    double scale, float* out) {
   const std::int64_t K = m.K, d = m.d;

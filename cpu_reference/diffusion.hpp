@@ -23,9 +23,6 @@ void draw_sampler_noise(std::int64_t n, std::int64_t d, std::uint64_t seed, std:
 void add_noise(const float* sa, const float* sb, const float* x0, const std::int64_t* timesteps,
                std::int64_t n, std::int64_t d, float* x_t, const NoiseOptions& o);
 
-void eps_mse_loss(const float* pred, const float* target, std::int64_t n, std::int64_t d,
-                  float* row_loss, float* grad);
-
 // scale * grad log p_t(x) of the mixture at alpha_bar (double accumulation, log-sum-exp).
 void mixture_score(const GaussianMixture& m, double alpha_bar, const float* x, std::int64_t n,
                    double scale, float* out);

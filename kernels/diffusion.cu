@@ -126,16 +126,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// One thread per row: detail::mse_row, as the reference.
-__global__ void __launch_bounds__(kThreads)
-    loss_kernel(const float* __restrict__ pred, const float* __restrict__ target, std::int64_t n,
-                std::int64_t d, double g, float* __restrict__ row_loss,
-                float* __restrict__ grad) {
-  for (const std::int64_t row : grid_stride(n))
-    row_loss[row] = static_cast<float>(
-        detail::mse_row(pred + row * d, target + row * d, d, g, grad ? grad + row * d : nullptr));
-}
-
 // detail::noised_mixture as one float table: log_c [K], center [K x d], inv_v [K x d], in that
 // order.
 std::vector<float> mixture_table(const GaussianMixture& m, double ab) {
@@ -522,13 +512,6 @@ void draw_sampler_noise(const Context& ctx, std::int64_t n, std::int64_t d, std:
                         std::uint32_t step, float* x) {
   const std::int64_t nb = blocks_per_row(d);
   launch(ctx, draw_kernel, grid_for(n * nb, kThreads), kThreads, 0, n, d, nb, seed, step, x);
-}
-
-void eps_mse_loss(const Context& ctx, const float* pred, const float* target, std::int64_t n,
-                  std::int64_t d, float* row_loss, float* grad) {
-  const double g = 2.0 / (static_cast<double>(n) * static_cast<double>(d));
-  launch(ctx, loss_kernel, grid_for(n, kThreads), kThreads, 0, pred, target, n, d, g, row_loss,
-         grad);
 }
 
 void mixture_score(const Context& ctx, const GaussianMixture& m, double alpha_bar,

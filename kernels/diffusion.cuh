@@ -43,8 +43,6 @@ void affine_step(const Context& ctx, const detail::StepCoeffs& k, const float* x
                  float clip, float* out);
 void draw_sampler_noise(const Context& ctx, std::int64_t n, std::int64_t d, std::uint64_t seed,
                         std::uint32_t step, float* x);
-void eps_mse_loss(const Context& ctx, const float* pred, const float* target, std::int64_t n,
-                  std::int64_t d, float* row_loss, float* grad);
 void mixture_score(const Context& ctx, const GaussianMixture& m, double alpha_bar,
                    const float* x, std::int64_t n, double scale, float* out);
 // The whole DDPM / DDIM loop for n points of a mixture with fused_supported(m.d, m.K), in one

@@ -6,6 +6,7 @@
 #include "cpu_reference/diffusion.hpp"
 #include "genai/buffer.hpp"
 #include "genai/diffusion.hpp"
+#include "genai/losses.hpp"
 #include "genai/nvtx.hpp"
 #include "host/src/diffusion_internal.hpp"
 #include "host/src/finite.hpp"
@@ -244,11 +245,8 @@ void eps_mse_loss(const Context& ctx, const float* prediction, const float* targ
   detail::require_not_null(fn, "prediction", prediction);
   detail::require_not_null(fn, "target", target);
   detail::require_not_null(fn, "row_loss", row_loss);
-#if GENAI_WITH_CUDA
-  if (ctx.is_cuda()) return cuda::eps_mse_loss(ctx, prediction, target, n, d, row_loss, grad);
-#endif
-  (void)ctx;
-  ref::eps_mse_loss(prediction, target, n, d, row_loss, grad);
+  // The losses module's mean squared error: row means and the gradient of their mean.
+  mse_loss(ctx, prediction, target, n, d, {.row_loss = row_loss, .grad = grad});
 }
 
 }  // namespace genai

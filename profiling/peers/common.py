@@ -294,6 +294,18 @@ def time_cpu(fn, warmup, repeats, budget=60.0):
     return _loop(fn, timed, warmup, repeats, budget)
 
 
+def time_torch(run, torch, gpu, fn):
+    """time_torch_cuda (gpu) or time_cpu of fn with the run's warm-up, repeats and budget."""
+    if gpu:
+        return time_torch_cuda(torch, fn, run.warmup, run.repeats, run.budget)
+    return time_cpu(fn, run.warmup, run.repeats, run.budget)
+
+
+def error_text(e):
+    """An exception as one short line for a skipped case's reason."""
+    return f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+
+
 def is_oom(e):
     s = str(e).lower()
     return "out of memory" in s or "resource_exhausted" in s or "cuda_error_out_of_memory" in s

@@ -12,4 +12,6 @@
 #include "genai/io.hpp"
 #include "genai/langevin.hpp"
 #include "genai/linalg.hpp"
+#include "genai/losses.hpp"
+#include "genai/optim.hpp"
 #include "genai/rng.hpp"

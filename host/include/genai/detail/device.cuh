@@ -107,7 +107,8 @@ __device__ __forceinline__ T block_reduce(T v, Op op, T identity, T* scratch) {
 inline bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 
 // Four consecutive floats: one 16-byte access when `vec`, else `count` (< 4 at a row's end)
-// scalar ones; missing lanes load as 0.
+// scalar ones; missing lanes load as 0. The scalar loops run a constant 4 times (guarded), so
+// a caller's v[4] stays in registers.
 __device__ __forceinline__ void load4(const float* p, int count, bool vec, float (&v)[4]) {
   if (vec) {
     const float4 q = *reinterpret_cast<const float4*>(p);
@@ -120,7 +121,8 @@ __device__ __forceinline__ void store4(float* p, int count, bool vec, const floa
   if (vec) {
     *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
   } else {
-    for (int l = 0; l < count; ++l) p[l] = v[l];
+    for (int l = 0; l < 4; ++l)
+      if (l < count) p[l] = v[l];
   }
 }
 

@@ -1,5 +1,5 @@
 // The arithmetic of the diffusion module that both backends run: the per-element reverse update,
-// forward noising, the v-target and the row MSE (GENAI_HD, written with rng::detail's correctly
+// forward noising and the v-target (GENAI_HD, written with rng::detail's correctly
 // rounded operations so that the CPU and the GPU give the same bits), and the host-side tables
 // they are fed (step coefficients, a noised mixture), computed once in double.
 #pragma once
@@ -36,19 +36,6 @@ GENAI_HD float noised(float sa, float sb, float x0, float eps) {
 }
 GENAI_HD float v_target(float sa, float sb, float x0, float eps) {
   return rng::detail::add(rng::detail::mul(sa, eps), -rng::detail::mul(sb, x0));
-}
-
-// The mean squared error of one row of d (double accumulation) and, when grad is not null,
-// grad[j] = g (pred[j] - target[j]).
-GENAI_HD double mse_row(const float* pred, const float* target, std::int64_t d, double g,
-                        float* grad) {
-  double acc = 0;
-  for (std::int64_t j = 0; j < d; ++j) {
-    const double diff = static_cast<double>(pred[j]) - target[j];
-    acc += diff * diff;
-    if (grad) grad[j] = static_cast<float>(g * diff);
-  }
-  return acc / static_cast<double>(d);
 }
 
 // The coefficients of the step t -> prev_t (prev_t = -1: to x_0) in double, rounded to float.

@@ -1,0 +1,151 @@
+// CPU reference of the losses module.
+#include "cpu_reference/losses.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "genai/rng.hpp"
+
+namespace genai::ref {
+namespace {
+
+double value_of(float x) { return x; }
+double value_of(bf16 x) { return static_cast<float>(x); }
+template <class T>
+T stored(double v) {
+  return T(static_cast<float>(v));
+}
+
+}  // namespace
+
+std::int64_t first_bad_target(const std::int64_t* targets, std::int64_t N, std::int64_t C,
+                              std::int64_t ignore_index) {
+  for (std::int64_t i = 0; i < N; ++i)
+    if (targets[i] != ignore_index && (targets[i] < 0 || targets[i] >= C)) return i;
+  return -1;
+}
+
+template <class T>
+void cross_entropy_loss(const T* logits, const std::int64_t* targets, std::int64_t N,
+                        std::int64_t C, float* loss, T* grad, const CrossEntropyOptions& opts) {
+  constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+  std::int64_t counted = 0;
+  for (std::int64_t i = 0; i < N; ++i) counted += targets[i] != opts.ignore_index;
+  const double scale = opts.reduction == Reduction::Mean ? 1.0 / static_cast<double>(counted) : 1.0;
+  double total = 0;
+  std::vector<double> e(static_cast<std::size_t>(C));
+  for (std::int64_t i = 0; i < N; ++i) {
+    const T* x = logits + i * C;
+    T* g = grad ? grad + i * C : nullptr;
+    const std::int64_t t = targets[i];
+    double row_loss = 0;
+    if (t == opts.ignore_index) {
+      if (g)
+        for (std::int64_t j = 0; j < C; ++j) g[j] = stored<T>(0.0);
+    } else if (t < 0 || t >= C) {  // an unchecked bad target
+      row_loss = kNaN;
+      if (g)
+        for (std::int64_t j = 0; j < C; ++j) g[j] = stored<T>(kNaN);
+    } else {
+      // The row's statistics in two passes (the max, then the exponentials, kept for the
+      // gradient): one exp per logit, no rescaling.
+      auto stats = detail::stats_identity<double>();
+      for (std::int64_t j = 0; j < C; ++j) {
+        stats.m = std::max(stats.m, value_of(x[j]));
+        stats.sum_x += value_of(x[j]);
+      }
+      for (std::int64_t j = 0; j < C; ++j) {
+        const double v = value_of(x[j]);
+        e[j] = v == -INFINITY ? 0.0 : std::exp(v - stats.m);
+        stats.s += e[j];
+      }
+      stats.x_target = value_of(x[t]);
+      const auto row = detail::ce_row<double>(stats, C, opts.label_smoothing, opts.z_loss);
+      row_loss = row.loss;
+      if (g)
+        for (std::int64_t j = 0; j < C; ++j)
+          g[j] = stored<T>(detail::ce_grad_of_p(row, e[j] / stats.s, j == t, scale));
+    }
+    if (opts.reduction == Reduction::None)
+      loss[i] = static_cast<float>(row_loss);
+    else
+      total += row_loss;
+  }
+  if (opts.reduction != Reduction::None) loss[0] = static_cast<float>(total * scale);
+}
+
+template void cross_entropy_loss(const float*, const std::int64_t*, std::int64_t, std::int64_t,
+                                 float*, float*, const CrossEntropyOptions&);
+template void cross_entropy_loss(const bf16*, const std::int64_t*, std::int64_t, std::int64_t,
+                                 float*, bf16*, const CrossEntropyOptions&);
+
+void element_loss(detail::ElementLoss kind, const float* pred, const float* target, std::int64_t n,
+                  std::int64_t d, const LossOutputs& out, Reduction reduction) {
+  const bool mean = reduction == Reduction::Mean;
+  const double scale = mean ? 1.0 / (static_cast<double>(n) * static_cast<double>(d)) : 1.0;
+  double total = 0;
+  for (std::int64_t r = 0; r < n; ++r) {
+    double row = 0;
+    for (std::int64_t j = r * d; j < (r + 1) * d; ++j) {
+      const auto e = detail::element_loss<double>(kind, pred[j], target[j]);
+      row += e.value;
+      if (out.grad) out.grad[j] = static_cast<float>(scale * e.grad);
+    }
+    if (out.row_loss) out.row_loss[r] = static_cast<float>(mean ? row / static_cast<double>(d) : row);
+    total += row;
+  }
+  if (out.loss) out.loss[0] = static_cast<float>(total * scale);
+}
+
+void reparameterize(const float* mu, const float* logvar, std::int64_t n, std::int64_t d,
+                    float* z, const ReparameterizeOptions& opts) {
+  const std::int64_t total = n * d;
+  for (std::int64_t b = 0; b * 4 < total; ++b) {
+    const rng::Float4 eps = rng::normal4(opts.seed, rng::streams::vae_reparameterize,
+                                         static_cast<std::uint64_t>(b), opts.step);
+    for (std::int64_t i = b * 4; i < b * 4 + 4 && i < total; ++i) {
+      const float e = eps.v[i - b * 4];
+      z[i] = detail::reparameterize_element(mu[i], logvar[i], e);
+      if (opts.eps_out) opts.eps_out[i] = e;
+    }
+  }
+}
+
+void vae_loss(const float* x, const float* x_recon, std::int64_t n, std::int64_t D,
+              const float* mu, const float* logvar, std::int64_t d, const VaeLossOutputs& out,
+              const VaeLossOptions& opts) {
+  const double s = opts.reduction == Reduction::Mean ? 1.0 / static_cast<double>(n) : 1.0;
+  const double beta = opts.beta;
+  const auto kind = detail::element_loss_of(opts.reconstruction);
+  double sum_total = 0, sum_recon = 0, sum_kl = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    double recon = 0, kl = 0;
+    for (std::int64_t j = i * D; j < (i + 1) * D; ++j) {
+      const auto e = detail::element_loss<double>(kind, x_recon[j], x[j]);
+      recon += e.value;
+      if (out.grad_recon) out.grad_recon[j] = static_cast<float>(s * e.grad);
+    }
+    for (std::int64_t k = i * d; k < (i + 1) * d; ++k) {
+      const auto e = detail::gaussian_kl<double>(mu[k], logvar[k]);
+      kl += e.value;
+      if (out.grad_mu) out.grad_mu[k] = static_cast<float>(s * beta * e.d_mu);
+      if (out.grad_logvar) out.grad_logvar[k] = static_cast<float>(s * beta * e.d_logvar);
+    }
+    const double total = recon + beta * kl;
+    if (out.total) out.total[i] = static_cast<float>(total);
+    if (out.reconstruction) out.reconstruction[i] = static_cast<float>(recon);
+    if (out.kl) out.kl[i] = static_cast<float>(kl);
+    sum_total += total;
+    sum_recon += recon;
+    sum_kl += kl;
+  }
+  if (out.reduced) {
+    out.reduced[0] = static_cast<float>(sum_total * s);
+    out.reduced[1] = static_cast<float>(sum_recon * s);
+    out.reduced[2] = static_cast<float>(sum_kl * s);
+  }
+}
+
+}  // namespace genai::ref
