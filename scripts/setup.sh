@@ -7,6 +7,7 @@ set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config
       libgtest-dev libgmock-dev googletest libbenchmark-dev
       librandom123-dev libcli11-dev liblapacke-dev liblapack-dev libopenblas-dev zlib1g-dev
+      nlohmann-json3-dev
       gnuplot-nox
       dataset-fashion-mnist)  # 31 MB: the demo's PCA of real images (else built-in ones)
 if [ "${1:-}" = "--peers" ]; then pkgs+=(python3-numpy python3-scipy python3-torch); fi
