@@ -138,7 +138,7 @@ void Mlp::forward(MlpWorkspace& ws, const float* x, const float* t, std::int64_t
   if (batch == 0) return;
 
   const std::int64_t C = ws.capacity_;
-  detail::GemmEnv env{ws.blas_.data(), ws.blas_.size(), ws.gemm_cache_.get(), 0};
+  const detail::GemmEnv env{ws.blas_.data(), ws.blas_.size(), ws.gemm_cache_.get()};
   float* h = ws.act_.data();
   float* z = ws.pre_.data();
   std::uint32_t* mask = ws.mask_.data();
@@ -153,7 +153,6 @@ void Mlp::forward(MlpWorkspace& ws, const float* x, const float* t, std::int64_t
     const bool use_mask = gpu && !last && act == Activation::ReLU && !i.residual;
     float* next = last ? y : h + C * i.in;
     bool written = false;
-    env.site = l;
     detail::run_dense_forward(ctx_,
                               {batch, i.in, i.out, h, i.in, params_.data() + i.w_offset,
                                params_.data() + i.b_offset, act, i.residual ? h : nullptr, next,
@@ -180,7 +179,7 @@ void Mlp::backward(MlpWorkspace& ws, const float* dy, float* dx, bool accumulate
     return;
   }
   detail::require_not_null(fn, "dy", dy);
-  detail::GemmEnv env{ws.blas_.data(), ws.blas_.size(), ws.gemm_cache_.get(), 0};
+  const detail::GemmEnv env{ws.blas_.data(), ws.blas_.size(), ws.gemm_cache_.get()};
   // Per layer: its input h_l, pre-activation z_l and mask, as forward laid them out.
   std::vector<float*> h(L), z(L);
   std::vector<std::uint32_t*> mask(L);
@@ -214,12 +213,10 @@ void Mlp::backward(MlpWorkspace& ws, const float* dy, float* dx, bool accumulate
   for (int l = L - 1; l >= 0; --l) {
     const LayerInfo& i = info_[l];
     const float* W = params_.data() + i.w_offset;
-    env.site = L + 2 * l;
     detail::run_dense_backward_weight(
         ctx_, {N, i.in, i.out, dz, h[l], i.in, grads + i.w_offset,
                bias_done[l] ? nullptr : grads + i.b_offset, false},
         env);
-    env.site = L + 2 * l + 1;
     if (l == 0) {
       if (dx)
         detail::run_dense_backward_input(ctx_,

@@ -181,14 +181,13 @@ struct DenseBackwardInput {
 };
 
 struct GemmCache;
-// Where a GPU GEMM may keep its scratch and its plan: cuBLASLt's workspace (also the bias
-// reduction's partial sums), and a cache slot `site` whose plan is reused while the call's
-// shapes and pointers match (null: planned per call). Ignored on the CPU.
+// Where a GPU GEMM keeps its scratch and its plans: cuBLASLt's workspace (also the bias
+// reduction's partial sums), and a cache of planned GEMMs reused while a call's shapes,
+// epilogue and pointer alignments match (null: planned per call). Ignored on the CPU.
 struct GemmEnv {
   void* workspace = nullptr;
   std::size_t workspace_bytes = 0;
   GemmCache* cache = nullptr;
-  int site = 0;
 };
 
 // Bits per row of a ReLU mask over rows of `out` values (cuBLASLt: a multiple of 128).
