@@ -38,13 +38,18 @@ void column_sums(const float* a, std::int64_t rows, std::int64_t cols, float* db
 
 }  // namespace
 
+// One loop per activation (the activation fixed at compile time, so the loop can vectorise).
 void activation_forward(Activation act, const float* z, std::int64_t n, float* y) {
-  for (std::int64_t i = 0; i < n; ++i) y[i] = detail::activate(act, z[i]);
+  detail::with_activation(act, [&](auto A) {
+    for (std::int64_t i = 0; i < n; ++i) y[i] = detail::activate<A()>(z[i]);
+  });
 }
 
 void activation_backward(Activation act, const float* z, const float* dy, std::int64_t n,
                          float* dz) {
-  for (std::int64_t i = 0; i < n; ++i) dz[i] = dy[i] * detail::activate_grad(act, z[i]);
+  detail::with_activation(act, [&](auto A) {
+    for (std::int64_t i = 0; i < n; ++i) dz[i] = dy[i] * detail::activate_grad<A()>(z[i]);
+  });
 }
 
 void embed_input(const detail::EmbedInput& op) {
@@ -52,32 +57,35 @@ void embed_input(const detail::EmbedInput& op) {
   std::vector<float> freq(half);
   for (std::int64_t i = 0; i < half; ++i)
     freq[i] = detail::time_frequency(i, half, op.opts.max_period, op.opts.downscale_freq_shift);
+  // Columns i and half + i share their argument: one sin and one cos of it (float, as on the
+  // GPU), in the order of detail::time_column.
+  const std::int64_t sin_at = op.opts.flip_sin_to_cos ? half : 0, cos_at = half - sin_at;
   for (std::int64_t r = 0; r < op.batch; ++r) {
     float* row = op.out + r * width;
     if (op.x_dim > 0) std::memcpy(row, op.x + r * op.x_dim, op.x_dim * sizeof(float));
-    for (std::int64_t c = 0; c < op.t_dim; ++c) {
-      const detail::TimeColumn col = detail::time_column(c, op.t_dim, op.opts.flip_sin_to_cos);
-      if (col.i < 0) {
-        row[op.x_dim + c] = 0.0f;
-        continue;
-      }
-      const double a = detail::time_argument(op.t[r], op.opts.scale, freq[col.i]);
-      row[op.x_dim + c] = static_cast<float>(col.cosine ? std::cos(a) : std::sin(a));
+    float* e = row + op.x_dim;
+    for (std::int64_t i = 0; i < half; ++i) {
+      const float a = detail::time_argument(op.t[r], op.opts.scale, freq[i]);
+      e[sin_at + i] = std::sin(a);
+      e[cos_at + i] = std::cos(a);
     }
+    if (op.t_dim % 2 == 1) e[op.t_dim - 1] = 0.0f;
   }
 }
 
 void dense_forward(const detail::DenseForward& op) {
   float* z = op.z ? op.z : op.y;
   sgemm(false, true, op.batch, op.out, op.in, op.x, op.ldx, op.W, op.in, 0.0f, z, op.out);
-  for (std::int64_t r = 0; r < op.batch; ++r)
-    for (std::int64_t c = 0; c < op.out; ++c) {
-      const std::int64_t i = r * op.out + c;
-      const float zi = op.b ? z[i] + op.b[c] : z[i];
-      z[i] = zi;
-      const float a = detail::activate(op.act, zi);
-      op.y[i] = op.residual ? op.residual[i] + a : a;
+  detail::with_activation(op.act, [&](auto A) {
+    for (std::int64_t r = 0; r < op.batch; ++r) {
+      const std::int64_t row = r * op.out;
+      if (op.b)
+        for (std::int64_t c = 0; c < op.out; ++c) z[row + c] += op.b[c];
+      for (std::int64_t c = 0; c < op.out; ++c) op.y[row + c] = detail::activate<A()>(z[row + c]);
+      if (op.residual)
+        for (std::int64_t c = 0; c < op.out; ++c) op.y[row + c] += op.residual[row + c];
     }
+  });
   if (op.mask_written) *op.mask_written = false;
 }
 

@@ -77,6 +77,33 @@ TEST(Nn, ActivationValuesAreThoseOfPyTorch) {
   for (const Activation a : kAll) EXPECT_EQ(activation_from_string(to_string(a)), a);
 }
 
+// The float functions the activations use (genai/detail/nn.hpp), against double.
+TEST(Nn, FloatElementaryFunctionsMeetTheirDocumentedAccuracy) {
+  auto ulp = [](double v) {
+    const float f = std::abs(static_cast<float>(v));
+    return double(std::nextafter(f, INFINITY)) - f;
+  };
+  double exp_ulp = 0, tanh_ulp = 0, erf_abs = 0;
+  for (double x = -87.0; x <= 88.0; x += 3.3e-5) {
+    const auto f = static_cast<float>(x);
+    exp_ulp = std::max(exp_ulp, std::abs(detail::exp_f(f) - std::exp(double(f))) / ulp(std::exp(double(f))));
+  }
+  for (double x = -20.0; x <= 20.0; x += 7e-6) {
+    const auto f = static_cast<float>(x);
+    tanh_ulp = std::max(tanh_ulp, std::abs(detail::tanh_f(f) - std::tanh(double(f))) / ulp(std::tanh(double(f))));
+    erf_abs = std::max(erf_abs, std::abs(double(detail::erf_f(f)) - std::erf(double(f))));
+  }
+  EXPECT_LE(exp_ulp, 1.0);
+  EXPECT_LE(tanh_ulp, 1.3);
+  EXPECT_LE(erf_abs, 6.4e-7);
+  EXPECT_TRUE(std::isnan(detail::exp_f(NAN)));
+  EXPECT_EQ(detail::exp_f(100.0f), INFINITY);
+  EXPECT_EQ(detail::exp_f(-100.0f), 0.0f);
+  EXPECT_EQ(detail::tanh_f(-50.0f), -1.0f);
+  EXPECT_EQ(detail::erf_f(INFINITY), 1.0f);
+  EXPECT_EQ(detail::erf_f(-INFINITY), -1.0f);
+}
+
 TEST(Nn, ActivationDerivativesMatchFiniteDifferences) {
   for (const Activation a : kAll)
     for (double z = -4.05; z < 4.1; z += 0.1) {  // never exactly 0 (ReLU's kink)

@@ -12,4 +12,5 @@
 #include "genai/io.hpp"
 #include "genai/langevin.hpp"
 #include "genai/linalg.hpp"
+#include "genai/nn.hpp"
 #include "genai/rng.hpp"
