@@ -12,6 +12,8 @@
 #   .carry/prefix/include/benchmark/           libbenchmark-dev headers
 #   .carry/prefix/lib/<multiarch>/libbenchmark.so*, cmake/benchmark/   the library + config
 #   .carry/prefix/include/zlib.h, lib/<multiarch>/libz.a   zlib1g-dev (static: gzip IDX files)
+#   .carry/prefix/include/nlohmann/, cblas.h   nlohmann-json3-dev (safetensors), the reference
+#                                              CBLAS header (nn's CPU GEMMs, libblas.so.3)
 #   .carry/googletest/                         GoogleTest sources (/usr/src/googletest), built
 #                                              there through -DGENAI_GTEST_SOURCE_DIR
 #   .carry/SOURCE_STATE                        commit and diffstat of this tree when packed, for
@@ -83,6 +85,15 @@ echo "pack_deps: LAPACKE runtime         $(du -sh "$lapack_dir" | cut -f1) (with
 carry_package zlib1g-dev
 rm -f "$lapack_dir/libz.so"  # a link to the runtime package's file: not carried
 
+# nlohmann-json (safetensors headers, header-only) and CBLAS (nn's CPU GEMMs): the reference
+# BLAS carried above has the cblas_* symbols; its header and an unversioned link for find_library.
+carry_package nlohmann-json3-dev
+cblas_h=/usr/include/x86_64-linux-gnu/cblas-netlib.h
+[ -f "$cblas_h" ] || die "$cblas_h missing (package libblas-dev)"
+cp "$cblas_h" "$PREFIX/include/cblas.h"
+cp /usr/include/x86_64-linux-gnu/cblas_mangling.h "$PREFIX/include/"
+ln -sfn libblas.so.3 "$lapack_dir/libblas.so"
+
 [ -f /usr/src/googletest/CMakeLists.txt ] || die "/usr/src/googletest missing (package googletest)"
 cp -a /usr/src/googletest "$CARRY/googletest"
 echo "pack_deps: googletest sources      $(du -sh "$CARRY/googletest" | cut -f1)"
@@ -95,6 +106,8 @@ done < <(find "$CARRY" -type l)
 [ -f "$PREFIX/include/CLI/CLI.hpp" ] || die "CLI11 headers not carried"
 [ -f "$PREFIX/include/lapacke.h" ] || die "LAPACKE headers not carried"
 [ -f "$PREFIX/include/zlib.h" ] && [ -f "$lapack_dir/libz.a" ] || die "zlib not carried"
+[ -f "$PREFIX/include/nlohmann/json.hpp" ] || die "nlohmann-json headers not carried"
+[ -f "$PREFIX/include/cblas.h" ] || die "the CBLAS header not carried"
 find "$PREFIX" -path '*/cmake/benchmark/benchmarkConfig.cmake' | grep -q . ||
   die "benchmarkConfig.cmake not carried"
 
