@@ -85,23 +85,27 @@ GENAI_HD float tanh_f(float x) {
   return a < 0.625f ? small : (x < 0.0f ? -big : big);
 }
 
-// erf(x) = 1 - (a1 t + ... + a5 t^5) e^{-x^2}, t = 1 / (1 + p |x|), odd.
-GENAI_HD float erf_f(float x) {
+// erf(x) = 1 - (a1 t + ... + a5 t^5) e^{-x^2}, t = 1 / (1 + p |x|), odd; exp_neg_x2 = e^{-x^2}
+// (GELU's derivative has it already).
+GENAI_HD float erf_f(float x, float exp_neg_x2) {
   const float a = x < 0.0f ? -x : x;
   const float t = 1.0f / (1.0f + 0.3275911f * a);
   const float poly =
       ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t +
        0.254829592f) * t;
-  const float e = 1.0f - poly * exp_f(-a * a);
+  const float e = 1.0f - poly * exp_neg_x2;
   return x < 0.0f ? -e : e;
 }
+GENAI_HD float erf_f(float x) { return erf_f(x, exp_f(-x * x)); }
 
 GENAI_HD float nn_exp(float x) { return exp_f(x); }
 GENAI_HD float nn_tanh(float x) { return tanh_f(x); }
 GENAI_HD float nn_erf(float x) { return erf_f(x); }
+GENAI_HD float nn_erf(float x, float exp_neg_x2) { return erf_f(x, exp_neg_x2); }
 GENAI_HD double nn_exp(double x) { return std::exp(x); }
 GENAI_HD double nn_tanh(double x) { return std::tanh(x); }
 GENAI_HD double nn_erf(double x) { return std::erf(x); }
+GENAI_HD double nn_erf(double x, double) { return std::erf(x); }
 
 template <class T>
 GENAI_HD T sigmoid(T z) {
@@ -140,8 +144,10 @@ GENAI_HD T activate_grad(T z) {
     const T du = kSqrt2OverPi * (T(1) + T(3) * T(0.044715) * z * z);
     return T(0.5) * (T(1) + th) + T(0.5) * z * (T(1) - th * th) * du;
   }
-  if constexpr (A == Activation::GELUErf)
-    return T(0.5) * (T(1) + nn_erf(z * kInvSqrt2)) + z * kInvSqrt2Pi * nn_exp(T(-0.5) * z * z);
+  if constexpr (A == Activation::GELUErf) {
+    const T density = nn_exp(T(-0.5) * z * z);  // e^{-(z / sqrt 2)^2}, erf's own factor too
+    return T(0.5) * (T(1) + nn_erf(z * kInvSqrt2, density)) + z * kInvSqrt2Pi * density;
+  }
   if constexpr (A == Activation::Sigmoid) {
     const T s = sigmoid(z);
     return s * (T(1) - s);
