@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -36,8 +37,13 @@ std::int64_t parallel_for(std::int64_t n, std::int64_t grain, const Body& body) 
   const auto cores = static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
   const std::int64_t parts = std::clamp<std::int64_t>(n / std::max<std::int64_t>(grain, 1), 1, cores);
   std::vector<std::thread> helpers;
-  for (std::int64_t p = 1; p < parts; ++p)
-    helpers.emplace_back([&body, n, p, parts] { body(p, n * p / parts, n * (p + 1) / parts); });
+  for (std::int64_t p = 1; p < parts; ++p) {
+    try {
+      helpers.emplace_back([&body, n, p, parts] { body(p, n * p / parts, n * (p + 1) / parts); });
+    } catch (const std::system_error&) {  // no thread to be had: this part on this thread
+      body(p, n * p / parts, n * (p + 1) / parts);
+    }
+  }
   body(0, 0, n / parts);
   for (std::thread& t : helpers) t.join();
   return parts;
