@@ -2,11 +2,8 @@
 
 #include <cblas.h>
 
-#include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <system_error>
-#include <thread>
 #include <vector>
 
 namespace genai::ref {
@@ -29,54 +26,14 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int6
               blas_int(lda), B, blas_int(ldb), beta, C, blas_int(ldc));
 }
 
-// body(part, begin, end) over [0, n), in as many parts as there are cores (part 0 on the
-// calling thread) when each gets at least `grain` items: the elementwise passes between the
-// GEMMs use the cores OpenBLAS uses during them. Returns the number of parts.
-template <class Body>
-std::int64_t parallel_for(std::int64_t n, std::int64_t grain, const Body& body) {
-  const auto cores = static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
-  const std::int64_t parts = std::clamp<std::int64_t>(n / std::max<std::int64_t>(grain, 1), 1, cores);
-  std::vector<std::thread> helpers;
-  for (std::int64_t p = 1; p < parts; ++p) {
-    try {
-      helpers.emplace_back([&body, n, p, parts] { body(p, n * p / parts, n * (p + 1) / parts); });
-    } catch (const std::system_error&) {  // no thread to be had: this part on this thread
-      body(p, n * p / parts, n * (p + 1) / parts);
-    }
-  }
-  body(0, 0, n / parts);
-  for (std::thread& t : helpers) t.join();
-  return parts;
-}
-
-constexpr std::int64_t kGrain = 1 << 15;  // elements per thread, at least
-
-// f(r) for every row r < rows of `width` elements, in parallel.
-template <class F>
-void for_each_row(std::int64_t rows, std::int64_t width, const F& f) {
-  parallel_for(rows, std::max<std::int64_t>(kGrain / std::max<std::int64_t>(width, 1), 1),
-               [&](std::int64_t, std::int64_t r0, std::int64_t r1) {
-                 for (std::int64_t r = r0; r < r1; ++r) f(r);
-               });
-}
-
-// db (= or +=) the column sums of a [rows x cols] matrix, in double (a partial sum per part).
+// db (= or +=) the column sums of a [rows x cols] matrix, in double.
 void column_sums(const float* a, std::int64_t rows, std::int64_t cols, float* db,
                  bool accumulate) {
-  std::vector<std::vector<double>> part(std::max(1u, std::thread::hardware_concurrency()),
-                                        std::vector<double>(cols, 0.0));
-  const std::int64_t parts = parallel_for(
-      rows, std::max<std::int64_t>(kGrain / cols, 1),
-      [&](std::int64_t p, std::int64_t r0, std::int64_t r1) {
-        std::vector<double>& s = part[static_cast<std::size_t>(p)];
-        for (std::int64_t r = r0; r < r1; ++r)
-          for (std::int64_t c = 0; c < cols; ++c) s[c] += a[r * cols + c];
-      });
-  for (std::int64_t c = 0; c < cols; ++c) {
-    double sum = 0;
-    for (std::int64_t p = 0; p < parts; ++p) sum += part[static_cast<std::size_t>(p)][c];
-    db[c] = static_cast<float>(accumulate ? db[c] + sum : sum);
-  }
+  std::vector<double> s(cols, 0.0);
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c < cols; ++c) s[c] += a[r * cols + c];
+  for (std::int64_t c = 0; c < cols; ++c)
+    db[c] = static_cast<float>(accumulate ? db[c] + s[c] : s[c]);
 }
 
 }  // namespace
@@ -84,18 +41,14 @@ void column_sums(const float* a, std::int64_t rows, std::int64_t cols, float* db
 // One loop per activation (the activation fixed at compile time, so the loop can vectorise).
 void activation_forward(Activation act, const float* z, std::int64_t n, float* y) {
   detail::with_activation(act, [&](auto A) {
-    parallel_for(n, kGrain, [&](std::int64_t, std::int64_t i0, std::int64_t i1) {
-      for (std::int64_t i = i0; i < i1; ++i) y[i] = detail::activate<A()>(z[i]);
-    });
+    for (std::int64_t i = 0; i < n; ++i) y[i] = detail::activate<A()>(z[i]);
   });
 }
 
 void activation_backward(Activation act, const float* z, const float* dy, std::int64_t n,
                          float* dz) {
   detail::with_activation(act, [&](auto A) {
-    parallel_for(n, kGrain, [&](std::int64_t, std::int64_t i0, std::int64_t i1) {
-      for (std::int64_t i = i0; i < i1; ++i) dz[i] = dy[i] * detail::activate_grad<A()>(z[i]);
-    });
+    for (std::int64_t i = 0; i < n; ++i) dz[i] = dy[i] * detail::activate_grad<A()>(z[i]);
   });
 }
 
@@ -107,7 +60,7 @@ void embed_input(const detail::EmbedInput& op) {
   // Columns i and half + i share their argument: one sin and one cos of it (float, as on the
   // GPU), in the order of detail::time_column.
   const std::int64_t sin_at = op.opts.flip_sin_to_cos ? half : 0, cos_at = half - sin_at;
-  for_each_row(op.batch, width, [&](std::int64_t r) {
+  for (std::int64_t r = 0; r < op.batch; ++r) {
     float* row = op.out + r * width;
     if (op.x_dim > 0) std::memcpy(row, op.x + r * op.x_dim, op.x_dim * sizeof(float));
     float* e = row + op.x_dim;
@@ -117,21 +70,21 @@ void embed_input(const detail::EmbedInput& op) {
       e[cos_at + i] = std::cos(a);
     }
     if (op.t_dim % 2 == 1) e[op.t_dim - 1] = 0.0f;
-  });
+  }
 }
 
 void dense_forward(const detail::DenseForward& op) {
   float* z = op.z ? op.z : op.y;
   sgemm(false, true, op.batch, op.out, op.in, op.x, op.ldx, op.W, op.in, 0.0f, z, op.out);
   detail::with_activation(op.act, [&](auto A) {
-    for_each_row(op.batch, op.out, [&](std::int64_t r) {
+    for (std::int64_t r = 0; r < op.batch; ++r) {
       const std::int64_t row = r * op.out;
       if (op.b)
         for (std::int64_t c = 0; c < op.out; ++c) z[row + c] += op.b[c];
       for (std::int64_t c = 0; c < op.out; ++c) op.y[row + c] = detail::activate<A()>(z[row + c]);
       if (op.residual)
         for (std::int64_t c = 0; c < op.out; ++c) op.y[row + c] += op.residual[row + c];
-    });
+    }
   });
   if (op.mask_written) *op.mask_written = false;
 }
