@@ -631,41 +631,38 @@ TEST_F(NnFiles, MlpLoadRejectsFilesThatAreNotItsModel) {
       EXPECT_NE(msg.find(what), std::string::npos) << msg;
     }
   };
-  io::Safetensors st = good;
-  st.tensors.erase("layers.1.bias");
-  fails_with(st, "no tensor 'layers.1.bias'");
-  st = good;
-  st.tensors["layers.0.weight"].shape = {3, 8};
-  fails_with(st, "tensor 'layers.0.weight' has shape 3,8, the model needs 8,3");
-  st = good;
-  io::Array& w = st.tensors["layers.0.weight"];
-  w.dtype = io::DType::F16;
-  w.bytes.resize(w.bytes.size() / 2);
-  fails_with(st, "tensor 'layers.0.weight' has dtype F16, the model needs F32");
-  st = good;
-  st.tensors["extra"] = io::Array{io::DType::F32, {1}, std::vector<std::byte>(4)};
-  fails_with(st, "the file has 5 tensors, the model 4");
-  st = good;
-  st.metadata["format"] = "other";
-  fails_with(st, "metadata 'format' is 'other', not 'genai.mlp'");
-  st = good;
-  st.metadata.erase("activation");
-  fails_with(st, "metadata has no 'activation'");
-  st = good;
-  st.metadata["activation"] = "swish";
-  fails_with(st, "argument 'name' must be one of");
-  st = good;
-  st.metadata["sizes"] = "3,,2";
-  fails_with(st, "metadata 'sizes' is '3,,2', not a list like 2,128,2");
-  st = good;
-  st.metadata["sizes"] = "3,0,2";
-  fails_with(st, "the options in the metadata are not a valid model");
-  st = good;
-  st.metadata["residual"] = "yes";
-  fails_with(st, "metadata 'residual' is 'yes', not true or false");
-  st = good;
-  st.metadata["max_period"] = "1e4x";
-  fails_with(st, "metadata 'max_period' is '1e4x', not a number");
+  using Edit = std::function<void(io::Safetensors&)>;
+  auto set_meta = [](const char* key, const char* value) {
+    return Edit([=](io::Safetensors& st) { st.metadata[key] = value; });
+  };
+  const std::vector<std::pair<Edit, std::string>> cases = {
+      {[](io::Safetensors& st) { st.tensors.erase("layers.1.bias"); }, "no tensor 'layers.1.bias'"},
+      {[](io::Safetensors& st) { st.tensors["layers.0.weight"].shape = {3, 8}; },
+       "tensor 'layers.0.weight' has shape 3,8, the model needs 8,3"},
+      {[](io::Safetensors& st) {
+         io::Array& w = st.tensors["layers.0.weight"];
+         w.dtype = io::DType::F16;
+         w.bytes.resize(w.bytes.size() / 2);
+       },
+       "tensor 'layers.0.weight' has dtype F16, the model needs F32"},
+      {[](io::Safetensors& st) {
+         st.tensors["extra"] = io::Array{io::DType::F32, {1}, std::vector<std::byte>(4)};
+       },
+       "the file has 5 tensors, the model 4"},
+      {set_meta("format", "other"), "metadata 'format' is 'other', not 'genai.mlp'"},
+      {[](io::Safetensors& st) { st.metadata.erase("activation"); },
+       "metadata has no 'activation'"},
+      {set_meta("activation", "swish"), "argument 'name' must be one of"},
+      {set_meta("sizes", "3,,2"), "metadata 'sizes' is '3,,2', not a list like 2,128,2"},
+      {set_meta("sizes", "3,0,2"), "the options in the metadata are not a valid model"},
+      {set_meta("residual", "yes"), "metadata 'residual' is 'yes', not true or false"},
+      {set_meta("max_period", "1e4x"), "metadata 'max_period' is '1e4x', not a number"},
+  };
+  for (const auto& [edit, what] : cases) {
+    io::Safetensors st = good;
+    edit(st);
+    fails_with(st, what);
+  }
 }
 
 TEST(Nn, MlpBadInputNamesTheArgument) {
