@@ -6,7 +6,9 @@
 #include <fstream>
 #include <limits>
 #include <regex>
+#include <type_traits>
 
+#include "genai/dtype.hpp"
 #include "genai/error.hpp"
 
 namespace genai::io {
@@ -47,7 +49,10 @@ std::vector<To> convert(const Array& a) {
     for (std::int64_t i = 0; i < n; ++i) {
       From v;
       std::memcpy(&v, a.bytes.data() + i * sizeof(From), sizeof(From));
-      out[i] = static_cast<To>(v);
+      if constexpr (std::is_same_v<From, fp16> || std::is_same_v<From, bf16>)
+        out[i] = static_cast<To>(static_cast<float>(v));
+      else
+        out[i] = static_cast<To>(v);
     }
   };
   switch (a.dtype) {
@@ -56,6 +61,8 @@ std::vector<To> convert(const Array& a) {
     case DType::I32: read(std::int32_t{}); break;
     case DType::I64: read(std::int64_t{}); break;
     case DType::U8: read(std::uint8_t{}); break;
+    case DType::F16: read(fp16{}); break;
+    case DType::BF16: read(bf16{}); break;
   }
   return out;
 }
@@ -83,6 +90,8 @@ std::string to_string(DType t) {
     case DType::I32: return "<i4";
     case DType::I64: return "<i8";
     case DType::U8: return "|u1";
+    case DType::F16: return "<f2";
+    case DType::BF16: return "bf16";
   }
   return "?";
 }
@@ -92,6 +101,7 @@ std::size_t size_of(DType t) {
     case DType::F32: case DType::I32: return 4;
     case DType::F64: case DType::I64: return 8;
     case DType::U8: return 1;
+    case DType::F16: case DType::BF16: return 2;
   }
   return 0;
 }
@@ -105,7 +115,7 @@ std::int64_t Array::size() const {
 std::vector<float> Array::to_float() const { return convert<float>(*this); }
 std::vector<double> Array::to_double() const { return convert<double>(*this); }
 std::vector<std::int64_t> Array::to_int64() const {
-  if (dtype == DType::F32 || dtype == DType::F64)
+  if (dtype == DType::F32 || dtype == DType::F64 || dtype == DType::F16 || dtype == DType::BF16)
     throw ArgumentError("genai::io::Array::to_int64: argument 'this' has dtype " +
                         to_string(dtype) + ", not an integer dtype");
   return convert<std::int64_t>(*this);
@@ -174,14 +184,20 @@ Array parse_npy(std::span<const std::byte> file, const std::string& name) {
   return a;
 }
 
-Array read_npy(const std::string& path) {
+std::vector<std::byte> read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) bad(path, "cannot open for reading");
   std::vector<char> raw((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  return parse_npy(std::as_bytes(std::span<const char>(raw)), path);
+  const auto b = std::as_bytes(std::span<const char>(raw));
+  return {b.begin(), b.end()};
 }
 
+Array read_npy(const std::string& path) { return parse_npy(read_file(path), path); }
+
 std::vector<std::byte> serialize_npy(const Array& a) {
+  if (a.dtype == DType::F16 || a.dtype == DType::BF16)
+    throw ArgumentError("genai::io::serialize_npy: argument 'a' has dtype " + to_string(a.dtype) +
+                        ", which .npy files here do not hold (safetensors do)");
   const auto n = static_cast<std::uint64_t>(checked_size(a.shape, "genai::io::serialize_npy"));
   const std::size_t elem = size_of(a.dtype);
   if (a.bytes.size() % elem != 0 || a.bytes.size() / elem != n)
@@ -208,8 +224,9 @@ std::vector<std::byte> serialize_npy(const Array& a) {
   return out;
 }
 
-void write_npy(const std::string& path, const Array& a) {
-  const auto image = serialize_npy(a);
+void write_npy(const std::string& path, const Array& a) { write_file(path, serialize_npy(a)); }
+
+void write_file(const std::string& path, std::span<const std::byte> image) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);

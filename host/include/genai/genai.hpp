@@ -14,4 +14,5 @@
 #include "genai/linalg.hpp"
 #include "genai/losses.hpp"
 #include "genai/optim.hpp"
+#include "genai/nn.hpp"
 #include "genai/rng.hpp"
