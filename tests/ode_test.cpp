@@ -11,6 +11,7 @@
 
 #include "genai/detail/ode.hpp"
 #include "genai/ode.hpp"
+#include "ode_test_util.hpp"
 #include "test_util.hpp"
 
 namespace genai {
@@ -458,6 +459,58 @@ TEST(Ode, BadInputIsRefusedNamingTheArgument) {
   EXPECT_EQ(y, y0);  // untouched by every refusal
   for (std::string name : {"euler", "midpoint", "rk4", "rk4_38", "dopri5"})
     EXPECT_EQ(to_string(parse_ode_method(name)), name);
+}
+
+// The kernels' arithmetic, rehearsed on the host: detail::ode_row in float (what one GPU
+// thread runs; tests/ode_test_util.hpp) against the double reference. Fixed step: the same
+// steps, within 1e-4 after 80 of them (a few roundings of 2^-24 each). dopri5 (rtol 1e-4): float
+// rounding perturbs the error norms and so some rows' decisions, but not the accuracy: against
+// the exact flow (dopri5 at rtol 1e-11 in double), the float rows' worst error is within twice
+// the double rows' worst, in units of atol + rtol |y|.
+TEST(Ode, FloatRowsAreAsAccurateAsTheDoubleReference) {
+  const std::int64_t batch = 1000;
+  const OdeProblem problems[] = {OdeProblem::oscillator(2.0), OdeProblem::lotka_volterra(),
+                                 OdeProblem::spiral()};
+  int seed = 300;
+  for (const OdeProblem& p : problems) {
+    const bool lv = p.kind == OdeProblem::Kind::LotkaVolterra;
+    auto y0 = test::normals(batch * 2, ++seed, 0.0f, p.kind == OdeProblem::Kind::Oscillator ? 1.0f : 0.3f);
+    if (lv)  // around the equilibrium (gamma / delta, alpha / beta) = (3, 1.5)
+      for (std::int64_t r = 0; r < batch; ++r) y0[2 * r] += 3.0f, y0[2 * r + 1] += 1.5f;
+    const detail::BuiltinOde f{p.kind, {p.p[0], p.p[1], p.p[2], p.p[3]}};
+    const OdeFunction fd = [&](const OdeEval& e) {
+      for (std::int64_t i = 0; i < e.n; ++i) f(e.rows[i], e.t[i], e.y + i * 2, e.dydt + i * 2, 2);
+    };
+    const std::vector<double> times = {0.0, 0.33, 2.0, 4.0};
+    std::vector<double> truth(y0.begin(), y0.end()), truth_traj(4 * y0.size());
+    ode_solve(fd, truth.data(), batch, 2, 0.0, 4.0, {.rtol = 1e-11, .atol = 1e-13, .t_eval = times},
+              truth_traj.data());
+    for (auto method : {OdeMethod::Euler, OdeMethod::Midpoint, OdeMethod::RK4, OdeMethod::RK4_38,
+                        OdeMethod::Dopri5}) {
+      const bool adaptive = method == OdeMethod::Dopri5;
+      const OdeOptions o{.method = method, .dt = adaptive ? 0.0 : 0.05, .rtol = 1e-4, .atol = 1e-6,
+                         .t_eval = times};
+      std::vector<float> ref = y0, ref_traj(4 * y0.size());
+      ode_solve(Context::cpu(), p, ref.data(), batch, 0.0, 4.0, o, ref_traj.data());
+      const test::OdeOutputs fl = test::float_rows(f, y0, batch, 2, 0.0, 4.0, o);
+      const std::string what = "kind " + std::to_string(static_cast<int>(p.kind)) + ", " + to_string(method);
+      if (!adaptive) {
+        EXPECT_TRUE(test::close(fl.y, ref, {1e-4, 1e-4})) << what;
+        EXPECT_TRUE(test::close(fl.trajectory, ref_traj, {1e-4, 1e-4})) << what;
+        continue;
+      }
+      auto worst = [&](const std::vector<float>& y, const std::vector<float>& traj) {
+        double w = 0;
+        for (std::size_t i = 0; i < y.size(); ++i)
+          w = std::max(w, std::abs(y[i] - truth[i]) / (o.atol + o.rtol * std::abs(truth[i])));
+        for (std::size_t i = 0; i < traj.size(); ++i)
+          w = std::max(w, std::abs(traj[i] - truth_traj[i]) / (o.atol + o.rtol * std::abs(truth_traj[i])));
+        return w;
+      };
+      const double wf = worst(fl.y, fl.trajectory), wd = worst(ref, ref_traj);
+      EXPECT_LE(wf, 2 * wd) << what;
+    }
+  }
 }
 
 // t1 == t0 leaves y alone and records it.

@@ -30,6 +30,7 @@
 #include "genai/buffer.hpp"
 #include "genai/detail/hd.hpp"
 #include "genai/ode.hpp"
+#include "genai/rng.hpp"
 
 #if defined(__CUDA_ARCH__)
 #define GENAI_ODE_UNROLL _Pragma("unroll")
@@ -157,9 +158,41 @@ template <class T>
 GENAI_HD T ode_min(T a, T b) { return a < b ? a : b; }
 template <class T>
 GENAI_HD T ode_max(T a, T b) { return a > b ? a : b; }
+GENAI_HD float ode_sqrt(float a) { return sqrtf(a); }
+GENAI_HD double ode_sqrt(double a) { return sqrt(a); }
+
+// x^(1/5) and x^(-1/5), the step-size controller's powers. In double, pow (SciPy's arithmetic).
+// In float, from IEEE operations only -- no powf, whose last bits differ between the host's C
+// library and CUDA's -- so that the kernels (compiled with -fmad=false, kernels/ode.cu) and the
+// host running the same code in float take the same decisions bit for bit: x = m 2^e with
+// m in [1, 2), e = 5q + r (0 <= r < 5), a = m 2^r in [1, 32), x^(1/5) = 2^q a^(1/5), and
+// a^(1/5) by eight Newton steps y <- 0.8 y + 0.2 a / y^4 from 1.5 (quadratic convergence; at
+// most 0.5 off at the start). 0, infinities and NaN map as pow maps them.
+GENAI_HD double ode_root5(double x) { return pow(x, 0.2); }
+GENAI_HD double ode_inv_root5(double x) { return pow(x, -0.2); }
+GENAI_HD float ode_root5(float x) {
+  if (!(x > 0.0f) || x == INFINITY) return x;  // 0, -0, +inf, NaN; x < 0 never occurs
+  float scale = 1.0f;
+  if (x < 1.17549435e-38f) {  // subnormal: x 2^25 is normal and exact, (x 2^25)^(1/5) = x^(1/5) 32
+    x *= 33554432.0f;
+    scale = 0.03125f;
+  }
+  const std::uint32_t b = rng::detail::bits(x);
+  const int e = static_cast<int>((b >> 23) & 0xffu) - 127;
+  const int q = e >= 0 ? e / 5 : -((4 - e) / 5);  // floor(e / 5)
+  const int r = e - 5 * q;
+  const float a = rng::detail::from_bits((b & 0x7fffffu) | static_cast<std::uint32_t>(127 + r) << 23);
+  float y = 1.5f;
+  for (int i = 0; i < 8; ++i) {
+    const float y2 = y * y;
+    y = 0.8f * y + 0.2f * a / (y2 * y2);
+  }
+  return y * rng::detail::from_bits(static_cast<std::uint32_t>(127 + q) << 23) * scale;
+}
+GENAI_HD float ode_inv_root5(float x) { return 1.0f / ode_root5(x); }
 // The next representable time after t in direction dir.
 GENAI_HD float ode_next(float t, float dir) { return nextafterf(t, dir > 0 ? INFINITY : -INFINITY); }
-GENAI_HD double ode_next(double t, double dir) { return nextafter(t, dir > 0 ? INFINITY : -INFINITY); }
+GENAI_HD double ode_next(double t, double dir) { return nextafter(t, dir > 0 ? HUGE_VAL : -HUGE_VAL); }
 
 template <class T>
 GENAI_HD void ode_record(const OdeSetup<T>& s, std::int64_t e, std::int64_t r, const T* v, int d) {
@@ -213,8 +246,8 @@ GENAI_HD T ode_probe_input(const OdeSetup<T>& s, OdeRow<T>& st, T* w) {
     d0 += a * a;
     d1 += b * b;
   }
-  d0 = sqrt(d0 / T(d));
-  d1 = sqrt(d1 / T(d));
+  d0 = ode_sqrt(d0 / T(d));
+  d1 = ode_sqrt(d1 / T(d));
   T h0 = d0 < T(1e-5) || d1 < T(1e-5) ? T(1e-6) : T(0.01) * d0 / d1;
   h0 = ode_min(h0, T(s.span));
   const T step = T(s.dir) * h0;
@@ -239,10 +272,10 @@ GENAI_HD void ode_probe_finish(const OdeSetup<T>& s, OdeRow<T>& st, const T* w) 
     d2 += c * c;
   }
   const T h0 = st.h;
-  d1 = sqrt(d1 / T(d));
-  d2 = sqrt(d2 / T(d)) / h0;
+  d1 = ode_sqrt(d1 / T(d));
+  d2 = ode_sqrt(d2 / T(d)) / h0;
   const T h1 = d1 <= T(1e-15) && d2 <= T(1e-15) ? ode_max(T(1e-6), h0 * T(1e-3))
-                                                : pow(T(0.01) / ode_max(d1, d2), T(0.2));
+                                                : ode_root5(T(0.01) / ode_max(d1, d2));
   st.h = T(s.dir) * ode_min(ode_min(T(100) * h0, h1), ode_min(T(s.span), T(s.max_step)));
 }
 
@@ -355,15 +388,15 @@ GENAI_HD void ode_end_attempt(const OdeSetup<T>& s, std::int64_t r, OdeRow<T>& s
       const T q = st.h * e / (T(s.atol) + T(s.rtol) * ode_max(ode_abs(y[j]), ode_abs(ys[j])));
       err += q * q;
     }
-    err = sqrt(err / T(d));
+    err = ode_sqrt(err / T(d));
     if (!(err < T(1))) {  // rejected (also a NaN error: shrink by min_factor)
-      const T factor = T(s.safety) * pow(err, T(-0.2));
+      const T factor = T(s.safety) * ode_inv_root5(err);
       st.h *= factor > T(s.min_factor) ? factor : T(s.min_factor);
       ++st.rejected;
       st.retry = 1;
     } else {
       T factor = err == T(0) ? T(s.max_factor)
-                             : ode_min(T(s.max_factor), T(s.safety) * pow(err, T(-0.2)));
+                             : ode_min(T(s.max_factor), T(s.safety) * ode_inv_root5(err));
       if (st.retry) factor = ode_min(T(1), factor);
       for (; st.next_eval < s.n_eval; ++st.next_eval) {
         const T te = T(s.t_eval[st.next_eval]);
