@@ -60,7 +60,7 @@ class Batch {
 
 template <OdeMethod M>
 void solve_batched(const OdeFunction& f, const OdeSetup<double>& s, double* y, OdeRow<double>* rows) {
-  constexpr detail::Tableau tab = detail::tableau(M);
+  static constexpr detail::Tableau tab = detail::tableau(M);
   constexpr int arrays = detail::ode_arrays(M);
   const int d = s.d;
   std::vector<double> work = load_work(s, arrays, y);
@@ -100,17 +100,27 @@ void solve_batched(const OdeFunction& f, const OdeSetup<double>& s, double* y, O
   store_work(s, arrays, work, y);
 }
 
+// Row by row: the kernels' loop (ode_row), with d fixed at compile time when D > 0.
+template <OdeMethod M, int D>
+void solve_rows(const detail::BuiltinOde& f, const OdeSetup<double>& s, double* y, OdeRow<double>* rows) {
+  const int d = D > 0 ? D : s.d;
+  std::vector<double> w(static_cast<std::size_t>(detail::ode_arrays(M) * d));
+  for (std::int64_t r = 0; r < s.batch; ++r) {
+    std::copy_n(y + r * d, d, w.begin());
+    detail::ode_row<double, M, D>(f, s, r, rows[r], w.data());
+    std::copy_n(w.begin(), d, y + r * d);
+  }
+}
+
 }  // namespace
 
 void ode_solve(const detail::BuiltinOde& f, const OdeSetup<double>& s, double* y, OdeRow<double>* rows) {
   detail::with_ode_method(s.method, [&](auto method) {
     constexpr OdeMethod M = decltype(method)::value;
-    std::vector<double> w(static_cast<std::size_t>(detail::ode_arrays(M) * s.d));
-    for (std::int64_t r = 0; r < s.batch; ++r) {
-      std::copy_n(y + r * s.d, s.d, w.begin());
-      detail::ode_row<double, M, 0>(f, s, r, rows[r], w.data());
-      std::copy_n(w.begin(), s.d, y + r * s.d);
-    }
+    // d = 2 (every built-in problem but decay) fixed at compile time, as in the kernels: the
+    // same operations, faster loops.
+    if (s.d == 2) return solve_rows<M, 2>(f, s, y, rows);
+    solve_rows<M, 0>(f, s, y, rows);
   });
 }
 

@@ -114,6 +114,15 @@ GENAI_HD constexpr Tableau tableau(OdeMethod m) {
   return t;
 }
 
+// `tab`, method M's tableau as a constant: a local on the device, which folds it into the
+// unrolled loops, a static on the host, where a local would be rebuilt (zeros and all) at every
+// call.
+#if defined(__CUDA_ARCH__)
+#define GENAI_ODE_TABLEAU(M) constexpr Tableau tab = tableau(M)
+#else
+#define GENAI_ODE_TABLEAU(M) static constexpr Tableau tab = tableau(M)
+#endif
+
 // Arrays of a row's work array: y, ys, then the stages.
 GENAI_HD constexpr int ode_arrays(OdeMethod m) { return 2 + tableau(m).stages; }
 inline constexpr int kOdeY = 0, kOdeYs = 1, kOdeK = 2;
@@ -323,7 +332,7 @@ GENAI_HD bool ode_begin_attempt(const OdeSetup<T>& s, OdeRow<T>& st) {
 // when c_k = 1).
 template <class T, OdeMethod M, int D>
 GENAI_HD T ode_stage_input(const OdeSetup<T>& s, const OdeRow<T>& st, T* w, int k) {
-  constexpr Tableau tab = tableau(M);
+  GENAI_ODE_TABLEAU(M);
   const int d = D > 0 ? D : s.d;
   if (k == 0) return st.t;
   GENAI_ODE_UNROLL
@@ -345,7 +354,7 @@ GENAI_HD constexpr int ode_stage_array(int k) { return k == 0 ? kOdeY : kOdeYs; 
 template <class T, int D>
 GENAI_HD void ode_dense_record(const OdeSetup<T>& s, std::int64_t e, std::int64_t r,
                                const OdeRow<T>& st, const T* w, T theta) {
-  constexpr Tableau tab = tableau(OdeMethod::Dopri5);
+  GENAI_ODE_TABLEAU(OdeMethod::Dopri5);
   const int d = D > 0 ? D : s.d;
   T weight[7];
   GENAI_ODE_UNROLL
@@ -366,62 +375,73 @@ GENAI_HD void ode_dense_record(const OdeSetup<T>& s, std::int64_t e, std::int64_
   }
 }
 
-// The attempt's stages are in w: the new state (fixed step: y + h sum b_i k_i; dopri5: ys), for
-// adaptive dopri5 the error norm and the accept/reject decision with the next step size, the
-// t_eval records passed, and the row's status.
-template <class T, OdeMethod M, int D>
-GENAI_HD void ode_end_attempt(const OdeSetup<T>& s, std::int64_t r, OdeRow<T>& st, T* w) {
-  constexpr Tableau tab = tableau(M);
+// Adaptive dopri5's end of an attempt (stages k_0 .. k_6 in w, y_new in ys): the error norm,
+// the decision and the next step size; when accepted, the t_eval records the step passed (dense
+// output) and the new state, with the last stage as the next k_0.
+template <class T, int D>
+GENAI_HD void ode_end_adaptive(const OdeSetup<T>& s, std::int64_t r, OdeRow<T>& st, T* w) {
+  GENAI_ODE_TABLEAU(OdeMethod::Dopri5);
   const int d = D > 0 ? D : s.d;
-  const T dir = T(s.dir);
   T* y = w + kOdeY * d;
   T* ys = w + kOdeYs * d;
   T* k = w + kOdeK * d;
-  if (s.adaptive) {
-    T err = T(0);
+  T err = T(0);
+  GENAI_ODE_UNROLL
+  for (int j = 0; j < d; ++j) {
+    T e = T(0);
     GENAI_ODE_UNROLL
-    for (int j = 0; j < d; ++j) {
-      T e = T(0);
-      GENAI_ODE_UNROLL
-      for (int i = 0; i < tab.stages; ++i)
-        if (tab.e[i] != 0) e += T(tab.e[i]) * k[i * d + j];
-      const T q = st.h * e / (T(s.atol) + T(s.rtol) * ode_max(ode_abs(y[j]), ode_abs(ys[j])));
-      err += q * q;
-    }
-    err = ode_sqrt(err / T(d));
-    if (!(err < T(1))) {  // rejected (also a NaN error: shrink by min_factor)
-      const T factor = T(s.safety) * ode_inv_root5(err);
-      st.h *= factor > T(s.min_factor) ? factor : T(s.min_factor);
-      ++st.rejected;
-      st.retry = 1;
-    } else {
-      T factor = err == T(0) ? T(s.max_factor)
-                             : ode_min(T(s.max_factor), T(s.safety) * ode_inv_root5(err));
-      if (st.retry) factor = ode_min(T(1), factor);
-      for (; st.next_eval < s.n_eval; ++st.next_eval) {
-        const T te = T(s.t_eval[st.next_eval]);
-        if ((te - st.target) * dir > T(0)) break;
-        if (te == st.target)
-          ode_record(s, st.next_eval, r, ys, d);
-        else
-          ode_dense_record<T, D>(s, st.next_eval, r, st, w, (te - st.t) / st.h);
-      }
-      GENAI_ODE_UNROLL
-      for (int j = 0; j < d; ++j) {
-        y[j] = ys[j];
-        k[j] = k[(tab.stages - 1) * d + j];
-      }
-      st.t = st.target;
-      st.h *= factor;
-      ++st.accepted;
-      st.retry = 0;
-      if (st.t == T(s.t1)) st.status = kOdeDone;
-    }
+    for (int i = 0; i < tab.stages; ++i)
+      if (tab.e[i] != 0) e += T(tab.e[i]) * k[i * d + j];
+    const T q = st.h * e / (T(s.atol) + T(s.rtol) * ode_max(ode_abs(y[j]), ode_abs(ys[j])));
+    err += q * q;
+  }
+  err = ode_sqrt(err / T(d));
+  if (!(err < T(1))) {  // rejected (also a NaN error: shrink by min_factor)
+    const T factor = T(s.safety) * ode_inv_root5(err);
+    st.h *= factor > T(s.min_factor) ? factor : T(s.min_factor);
+    ++st.rejected;
+    st.retry = 1;
+    return;
+  }
+  T factor = err == T(0) ? T(s.max_factor)
+                         : ode_min(T(s.max_factor), T(s.safety) * ode_inv_root5(err));
+  if (st.retry) factor = ode_min(T(1), factor);
+  for (; st.next_eval < s.n_eval; ++st.next_eval) {
+    const T te = T(s.t_eval[st.next_eval]);
+    if ((te - st.target) * T(s.dir) > T(0)) break;
+    if (te == st.target)
+      ode_record(s, st.next_eval, r, ys, d);
+    else
+      ode_dense_record<T, D>(s, st.next_eval, r, st, w, (te - st.t) / st.h);
+  }
+  GENAI_ODE_UNROLL
+  for (int j = 0; j < d; ++j) {
+    y[j] = ys[j];
+    k[j] = k[(tab.stages - 1) * d + j];
+  }
+  st.t = st.target;
+  st.h *= factor;
+  ++st.accepted;
+  st.retry = 0;
+  if (st.t == T(s.t1)) st.status = kOdeDone;
+}
+
+// The attempt's stages are in w: the new state (fixed step: y + h sum b_i k_i; dopri5: ys, its
+// last stage the next k_0) and the t_eval records reached, or adaptive dopri5's decision; then
+// the row's status.
+template <class T, OdeMethod M, int D>
+GENAI_HD void ode_end_attempt(const OdeSetup<T>& s, std::int64_t r, OdeRow<T>& st, T* w) {
+  GENAI_ODE_TABLEAU(M);
+  const int d = D > 0 ? D : s.d;
+  T* y = w + kOdeY * d;
+  T* k = w + kOdeK * d;
+  if (M == OdeMethod::Dopri5 && s.adaptive) {
+    ode_end_adaptive<T, D>(s, r, st, w);
   } else {
     GENAI_ODE_UNROLL
     for (int j = 0; j < d; ++j) {
-      if (tab.fsal) {  // dopri5 on the grid: ys is y_new, the last stage the next k_0
-        y[j] = ys[j];
+      if constexpr (tableau(M).fsal) {  // dopri5 on the grid
+        y[j] = w[kOdeYs * d + j];
         k[j] = k[(tab.stages - 1) * d + j];
       } else {
         T acc = T(0);
@@ -434,7 +454,7 @@ GENAI_HD void ode_end_attempt(const OdeSetup<T>& s, std::int64_t r, OdeRow<T>& s
     st.t = st.target;
     ++st.accepted;
     for (; st.next_eval < s.n_eval &&
-           (T(s.t_eval[st.next_eval]) - st.t) * dir <= T(s.slack);
+           (T(s.t_eval[st.next_eval]) - st.t) * T(s.dir) <= T(s.slack);
          ++st.next_eval)
       ode_record(s, st.next_eval, r, y, d);
     if (st.grid > s.grid_steps) st.status = kOdeDone;
@@ -446,11 +466,11 @@ GENAI_HD void ode_end_attempt(const OdeSetup<T>& s, std::int64_t r, OdeRow<T>& s
 // integration of one sample. f(row, t, y, dydt, d) writes dydt.
 template <class T, OdeMethod M, int D, class F>
 GENAI_HD void ode_row(const F& f, const OdeSetup<T>& s, std::int64_t r, OdeRow<T>& st, T* w) {
-  constexpr Tableau tab = tableau(M);
+  GENAI_ODE_TABLEAU(M);
   const int d = D > 0 ? D : s.d;
   ode_begin<T, D>(s, r, st, w);
   if (st.status != kOdeRunning) return;
-  if (tab.fsal) {
+  if constexpr (tableau(M).fsal) {
     f(r, st.t, w + kOdeY * d, w + kOdeK * d, d);
     ++st.nfev;
     if (ode_first_step(s, st)) {
