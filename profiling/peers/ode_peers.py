@@ -119,29 +119,17 @@ def dopri5_loop(f, y, t1, rtol, atol, rms, absmax):
     return y, accepted
 
 
-# ---- PyTorch -----------------------------------------------------------------------------------
+def timer_for(run, torch, gpu):
+    """The timing function of a peer: CUDA events on the GPU, the wall clock on the CPU."""
+    if gpu:
+        return lambda fn: common.time_torch_cuda(torch, fn, run.warmup, run.repeats, run.budget)
+    return lambda fn: common.time_cpu(fn, run.warmup, run.repeats, run.budget)
 
-def run_torch(run, torch, device, rows, dtype, label):
-    tdt = getattr(torch, dtype)
-    np = common.numpy_cpu()
-    a = torch.tensor(A, dtype=tdt, device=device)
-    y0 = torch.tensor(starts(np, rows), dtype=tdt, device=device)
 
-    def f(_t, y):
-        return torch.mm(y ** 3, a)
-
-    def rms(x):
-        return torch.sqrt(torch.mean(x * x)).item()
-
-    def absmax(x, z=None):
-        return x.abs() if z is None else torch.maximum(x.abs(), z.abs())
-
-    gpu = device == "cuda"
-    timer = (lambda fn: common.time_torch_cuda(torch, fn, run.warmup, run.repeats, run.budget)) if gpu \
-        else (lambda fn: common.time_cpu(fn, run.warmup, run.repeats, run.budget))
+def run_loops(run, peer, f, y0, rows, rms, absmax, timer, gpu, dtype):
+    """Every method as a loop over the batch y0 (NumPy or PyTorch), one recorded row each."""
     shape = f"{rows}x2"
     for method in list(FIXED) + ["dopri5"]:
-        peer = f"{label} loop"
         if not run.wanted(peer, method):
             continue
         steps = {"n": round(T1 / DT)}
@@ -161,6 +149,27 @@ def run_torch(run, torch, device, rows, dtype, label):
                      ours=ours_name(method, rows, gpu))
 
 
+# ---- PyTorch -----------------------------------------------------------------------------------
+
+def run_torch(run, torch, device, rows, dtype, label):
+    tdt = getattr(torch, dtype)
+    np = common.numpy_cpu()
+    a = torch.tensor(A, dtype=tdt, device=device)
+    y0 = torch.tensor(starts(np, rows), dtype=tdt, device=device)
+
+    def f(_t, y):
+        return torch.mm(y ** 3, a)
+
+    def rms(x):
+        return torch.sqrt(torch.mean(x * x)).item()
+
+    def absmax(x, z=None):
+        return x.abs() if z is None else torch.maximum(x.abs(), z.abs())
+
+    gpu = device == "cuda"
+    run_loops(run, f"{label} loop", f, y0, rows, rms, absmax, timer_for(run, torch, gpu), gpu, dtype)
+
+
 def run_torchdiffeq(run, torch, tde, device, rows, dtype):
     tdt = getattr(torch, dtype)
     np = common.numpy_cpu()
@@ -168,8 +177,7 @@ def run_torchdiffeq(run, torch, tde, device, rows, dtype):
     y0 = torch.tensor(starts(np, rows), dtype=tdt, device=device)
     t = torch.tensor([0.0, T1], dtype=tdt, device=device)
     gpu = device == "cuda"
-    timer = (lambda fn: common.time_torch_cuda(torch, fn, run.warmup, run.repeats, run.budget)) if gpu \
-        else (lambda fn: common.time_cpu(fn, run.warmup, run.repeats, run.budget))
+    timer = timer_for(run, torch, gpu)
 
     class Spiral(torch.nn.Module):
         def __init__(self):
@@ -263,19 +271,7 @@ def run_numpy(run, np, rows):
     def absmax(x, z=None):
         return np.abs(x) if z is None else np.maximum(np.abs(x), np.abs(z))
 
-    for method in list(FIXED) + ["dopri5"]:
-        if not run.wanted("numpy loop", method):
-            continue
-        steps = {"n": round(T1 / DT)}
-        if method == "dopri5":
-            def call(_i, steps=steps):
-                _, steps["n"] = dopri5_loop(f, y0, T1, RTOL, ATOL, rms, absmax)
-        else:
-            def call(_i, method=method):
-                fixed_loop(method, f, y0, round(T1 / DT), DT)
-        secs, n = common.time_cpu(call, run.warmup, run.repeats, run.budget)
-        run.record("numpy loop", method, f"{rows}x2", secs, rows * steps["n"], "sample-steps/s",
-                   ours=ours_name(method, rows, False), dtype="float64", repeats=n)
+    run_loops(run, "numpy loop", f, y0, rows, rms, absmax, timer_for(run, None, False), False, "float64")
 
 
 def main():
