@@ -50,9 +50,10 @@ struct FlowMap {
 
 // z ~ N(0, I_d) through maps[0], maps[1], ... (maps[0] is f_1). The constructor checks every map
 // against d (sizes, finite values, a_j != 0, A invertible: LU with partial pivoting, which also
-// gives log|det A| and A^{-1}) and the chain of domains (a logit must follow a sigmoid: it takes
-// (0, 1)^d). x's support is the last element-wise map's range: (0, inf)^d after exp, (0, 1)^d
-// after sigmoid (unless a later map leaves it), R^d otherwise. Rows are row-major [n x d].
+// gives log|det A| and A^{-1}). A logit takes (0, 1)^d: put it where the maps before it land
+// there (after a sigmoid), or forward gives NaN. x's support is the image of R^d: a point where
+// an inverse leaves its map's range (log of x <= 0, logit of x outside (0, 1)) has density 0.
+// Rows are row-major [n x d].
 class Flow {
  public:
   Flow(std::int64_t d, std::vector<FlowMap> maps);
@@ -79,7 +80,6 @@ class Flow {
   std::int64_t d_;
   std::vector<FlowMap> maps_;
   std::vector<Inverse> inverses_;
-  bool positive_ = false, unit_ = false;  // x's support: (0, inf)^d, (0, 1)^d, else R^d
 };
 
 // ---- continuous: the instantaneous change of variables --------------------------------------

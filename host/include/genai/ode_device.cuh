@@ -25,7 +25,10 @@
 // for d = 1, 2, 3, 4, 8 (ode_arrays(method) x d floats: 9 d for dopri5); otherwise in a device
 // workspace (one slice per resident thread). The call waits for the kernel: the per-row counts
 // come back to the host, and a failed row throws genai::Error. Compile the including file with
-// nvcc (C++20).
+// nvcc (C++20); with -fmad=false as well (as kernels/ode.cu is) a row's arithmetic is that of
+// the same code run in float on the host, bit for bit (tests/ode_gpu_test.cu checks it), while
+// nvcc's default contraction into FMAs changes last bits -- and so, near the threshold, some of
+// dopri5's decisions.
 #pragma once
 
 #include <cuda_runtime.h>
