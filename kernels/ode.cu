@@ -9,6 +9,9 @@
 // specialised) the state and the stages live in registers and the kernel is compute-bound --
 // for the 2-D problems here a few tens of FP32 operations per stage, so the aim is the FP32
 // issue rate, with divergence among a warp's rows (different step counts) as the loss.
+#include <vector>
+
+#include "genai/buffer.hpp"
 #include "genai/ode_device.cuh"
 #include "kernels/common.cuh"
 #include "kernels/ode.cuh"
@@ -21,6 +24,27 @@ unsigned ode_blocks(std::int64_t batch) { return cuda::grid_for(batch, kOdeThrea
 }  // namespace detail
 
 namespace cuda {
+namespace {
+
+__global__ void failures_kernel(const detail::OdeRow<float>* rows, std::int64_t batch,
+                                unsigned long long* found) {
+  for (const std::int64_t r : grid_stride(batch))
+    if (rows[r].status != detail::kOdeDone) {
+      atomicMin(&found[0], static_cast<unsigned long long>(r));
+      atomicAdd(&found[1], 1ull);
+    }
+}
+
+}  // namespace
+
+OdeFailures ode_failures(const Context& ctx, const detail::OdeRow<float>* rows, std::int64_t batch) {
+  Buffer<unsigned long long> found(ctx, std::span<const unsigned long long>(
+                                            std::vector<unsigned long long>{~0ull, 0ull}));
+  constexpr int kThreads = 256;
+  launch(ctx, failures_kernel, grid_for(batch, kThreads), kThreads, 0, rows, batch, found.data());
+  const auto h = found.to_host();
+  return {h[0] == ~0ull ? -1 : static_cast<std::int64_t>(h[0]), static_cast<std::int64_t>(h[1])};
+}
 
 void ode_solve(const Context& ctx, const detail::BuiltinOde& f, const detail::OdeSetup<float>& setup,
                float* y, detail::OdeRow<float>* rows) {

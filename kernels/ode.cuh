@@ -13,6 +13,13 @@ namespace genai::cuda {
 void ode_solve(const Context& ctx, const detail::BuiltinOde& f, const detail::OdeSetup<float>& setup,
                float* y, detail::OdeRow<float>* rows);
 
+// The rows of rows[batch] (device memory) that did not finish: the first one's index (-1: none)
+// and how many. Waits for the stream.
+struct OdeFailures {
+  std::int64_t first, count;
+};
+OdeFailures ode_failures(const Context& ctx, const detail::OdeRow<float>* rows, std::int64_t batch);
+
 // The initial-state scan of kernels/common.cu (declared here for host/src, which cannot
 // include common.cuh).
 template <class T>

@@ -173,6 +173,17 @@ TEST_F(OdeGpu, FailuresAndBadInputAreReportedAsOnTheCpu) {
   EXPECT_NE(m.find("genai::ode_solve_device: row 2 did not reach t1 = 1 within opts.max_steps = 200 steps"),
             std::string::npos) << m;
   EXPECT_NE(m.find("(1 of 3 rows failed)"), std::string::npos) << m;
+  // Without counts the rows stay on the device; a scan finds the failed one, with the same words.
+  dy.copy_from_host(std::vector<float>{1.0f, 1.0f, 1.0f});
+  std::string m2;
+  try {
+    ode_solve_device(ctx, Rates{drate.data()}, dy.data(), 3, 1, 0.0, 1.0, {.max_steps = 200, .counts = false});
+  } catch (const Error& e) {
+    m2 = e.what();
+  }
+  EXPECT_EQ(m2, m);
+  const OdeStats none = ode_solve(ctx, OdeProblem::decay(1), dy.data(), 3, 0.0, 1.0, {.counts = false});
+  EXPECT_TRUE(none.nfev.empty() && none.accepted.empty() && none.rejected.empty());
 
   std::vector<float> y = {1.0f, NAN};
   auto bad = test::to_device(ctx, y);

@@ -391,6 +391,13 @@ TEST(Ode, FailuresNameTheRowTimeAndStepSize) {
   EXPECT_TRUE(contains(m, "stopped at t = ")) << m;
   EXPECT_TRUE(contains(m, " with step size ")) << m;
   EXPECT_TRUE(contains(m, "(1 of 3 rows failed)")) << m;
+  // Without counts: the same failure; a good run returns empty counts.
+  std::fill(y.begin(), y.end(), 1.0);
+  EXPECT_EQ(failure_of([&] {
+    ode_solve(decay_rates({1, 1, 1e5}), y.data(), 3, 1, 0.0, 1.0, {.max_steps = 200, .counts = false});
+  }), m);
+  const OdeStats none = ode_solve(decay_rates({1, 2, 3}), y.data(), 3, 1, 0.0, 1.0, {.counts = false});
+  EXPECT_TRUE(none.nfev.empty() && none.accepted.empty() && none.rejected.empty());
 
   // y' = y^2, y(0) = 1 blows up at t = 1 (y = 1 / (1 - t)).
   double v = 1;

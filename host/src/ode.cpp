@@ -223,36 +223,43 @@ OdeSetup<T> make_ode_setup(std::int64_t batch, std::int64_t d, double t0, double
 }
 
 template <class T>
-OdeStats ode_stats(const char* fn, const OdeSetup<T>& s, const OdeRow<T>* rows) {
+void throw_ode_failure(const char* fn, const OdeSetup<T>& s, std::int64_t row, const OdeRow<T>& f,
+                       std::int64_t failed) {
+  const std::string others = concat(" (", failed, " of ", s.batch, " rows failed)");
+  if (f.status == kOdeMaxSteps)
+    throw Error(concat(fn, ": row ", row, " did not reach t1 = ", s.t1, " within opts.max_steps = ",
+                       s.max_steps, " steps (", f.accepted, " accepted, ", f.rejected,
+                       " rejected): stopped at t = ", f.t, " with step size ", f.h, others));
+  throw Error(concat(fn, ": row ", row, " failed at t = ", f.t, ": the step size ", f.h,
+                     " fell below 10 ulp of t or is not finite (f may be non-finite, singular or "
+                     "too stiff there for rtol = ", s.rtol, ", atol = ", s.atol, ")", others));
+}
+
+template <class T>
+OdeStats ode_stats(const char* fn, const OdeSetup<T>& s, const OdeRow<T>* rows, bool counts) {
   OdeStats st;
   std::int64_t failed = 0, first = -1;
   for (std::int64_t r = 0; r < s.batch; ++r) {
-    st.nfev.push_back(rows[r].nfev);
-    st.accepted.push_back(rows[r].accepted);
-    st.rejected.push_back(rows[r].rejected);
+    if (counts) {
+      st.nfev.push_back(rows[r].nfev);
+      st.accepted.push_back(rows[r].accepted);
+      st.rejected.push_back(rows[r].rejected);
+    }
     if (rows[r].status != kOdeDone) {
       ++failed;
       if (first < 0) first = r;
     }
   }
-  if (first < 0) return st;
-  const OdeRow<T>& f = rows[first];
-  const std::string others = concat(" (", failed, " of ", s.batch, " rows failed)");
-  if (f.status == kOdeMaxSteps)
-    throw Error(concat(fn, ": row ", first, " did not reach t1 = ", s.t1, " within opts.max_steps = ",
-                       s.max_steps, " steps (", f.accepted, " accepted, ", f.rejected,
-                       " rejected): stopped at t = ", f.t, " with step size ", f.h, others));
-  throw Error(concat(fn, ": row ", first, " failed at t = ", f.t, ": the step size ", f.h,
-                     " fell below 10 ulp of t or is not finite (f may be non-finite, singular or "
-                     "too stiff there for rtol = ", s.rtol, ", atol = ", s.atol, ")", others));
+  if (first >= 0) throw_ode_failure(fn, s, first, rows[first], failed);
+  return st;
 }
 
 template OdeSetup<float> make_ode_setup(std::int64_t, std::int64_t, double, double,
                                         const OdeOptions&, const double*, float*);
 template OdeSetup<double> make_ode_setup(std::int64_t, std::int64_t, double, double,
                                          const OdeOptions&, const double*, double*);
-template OdeStats ode_stats(const char*, const OdeSetup<float>&, const OdeRow<float>*);
-template OdeStats ode_stats(const char*, const OdeSetup<double>&, const OdeRow<double>*);
+template OdeStats ode_stats(const char*, const OdeSetup<float>&, const OdeRow<float>*, bool);
+template OdeStats ode_stats(const char*, const OdeSetup<double>&, const OdeRow<double>*, bool);
 
 OdeDeviceRun prepare_ode_device(const char* fn, const Context& ctx, float* y, std::int64_t batch,
                                 std::int64_t d, double t0, double t1, const OdeOptions& o,
@@ -266,10 +273,21 @@ OdeDeviceRun prepare_ode_device(const char* fn, const Context& ctx, float* y, st
   run.t_eval = Buffer<double>(ctx, std::span<const double>(o.t_eval));
   run.rows = Buffer<OdeRow<float>>(ctx, static_cast<std::size_t>(batch));
   run.setup = make_ode_setup<float>(batch, d, t0, t1, o, run.t_eval.data(), trajectory);
+  run.counts = o.counts;
   return run;
 }
 
 OdeStats finish_ode_device(const char* fn, const OdeDeviceRun& run) {
+#if GENAI_WITH_CUDA
+  if (!run.counts) {
+    const Context& ctx = run.rows.context();
+    const cuda::OdeFailures f = cuda::ode_failures(ctx, run.rows.data(), run.setup.batch);  // waits
+    if (f.first < 0) return {};
+    OdeRow<float> row;
+    copy_bytes(ctx, &row, Device::CPU, run.rows.data() + f.first, Device::CUDA, sizeof row);
+    throw_ode_failure(fn, run.setup, f.first, row, f.count);
+  }
+#endif
   const std::vector<OdeRow<float>> rows = run.rows.to_host();  // waits for the kernel
   return ode_stats(fn, run.setup, rows.data());
 }
@@ -305,7 +323,7 @@ OdeStats ode_solve(const Context& ctx, const OdeProblem& problem, float* y, std:
     ref::ode_solve(builtin(problem), s, yd.data(), rows.data());
   for (std::size_t i = 0; i < n; ++i) y[i] = static_cast<float>(yd[i]);
   for (std::size_t i = 0; i < traj.size(); ++i) trajectory[i] = static_cast<float>(traj[i]);
-  return detail::ode_stats(fn, s, rows.data());
+  return detail::ode_stats(fn, s, rows.data(), opts.counts);
 }
 
 OdeStats ode_solve(const OdeFunction& f, double* y, std::int64_t batch, std::int64_t d, double t0,
@@ -318,7 +336,7 @@ OdeStats ode_solve(const OdeFunction& f, double* y, std::int64_t batch, std::int
   const auto s = detail::make_ode_setup<double>(batch, d, t0, t1, opts, opts.t_eval.data(), trajectory);
   std::vector<detail::OdeRow<double>> rows(static_cast<std::size_t>(batch));
   ref::ode_solve(f, s, y, rows.data());
-  return detail::ode_stats(fn, s, rows.data());
+  return detail::ode_stats(fn, s, rows.data(), opts.counts);
 }
 
 void ode_exact(const OdeProblem& p, double t0, double t, const double* y0, std::int64_t batch,

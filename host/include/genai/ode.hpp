@@ -68,6 +68,9 @@ struct OdeOptions {
   double max_step = std::numeric_limits<double>::infinity();
   double safety = 0.9, min_factor = 0.2, max_factor = 10;  // SciPy's step-size controller
   std::int64_t max_steps = 100000;  // per row: attempted steps (accepted + rejected)
+  // false: OdeStats' vectors stay empty; on the GPU the per-row states then stay on the device
+  // (a scan finds failed rows) instead of coming back, 64 bytes a row.
+  bool counts = true;
   // Times at which to record the state (the trajectory's records), strictly monotone in the
   // direction of integration, within [t0, t1]; empty: no trajectory.
   std::vector<double> t_eval = {};

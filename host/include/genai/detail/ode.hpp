@@ -546,18 +546,26 @@ template <class T>
 OdeSetup<T> make_ode_setup(std::int64_t batch, std::int64_t d, double t0, double t1,
                            const OdeOptions& opts, const double* t_eval, T* trajectory);
 
-// The counts of the rows, or genai::Error naming the first row that failed (its time, step size
-// and counts).
+// genai::Error for row `row` (state f), the first of `failed` rows that did not finish: its time,
+// step size and counts.
 template <class T>
-OdeStats ode_stats(const char* fn, const OdeSetup<T>& s, const OdeRow<T>* rows);
+[[noreturn]] void throw_ode_failure(const char* fn, const OdeSetup<T>& s, std::int64_t row,
+                                    const OdeRow<T>& f, std::int64_t failed);
+
+// The counts of the rows (empty vectors unless `counts`), or throw_ode_failure for the first row
+// that failed.
+template <class T>
+OdeStats ode_stats(const char* fn, const OdeSetup<T>& s, const OdeRow<T>* rows, bool counts = true);
 
 // A call on a CUDA context, checked and set up: t_eval copied to the device, the rows' states
 // allocated there. prepare_ode_device refuses a non-finite y (one pass over it) as ode_solve
-// does; finish_ode_device waits for the stream and copies the rows back to make the stats.
+// does; finish_ode_device waits for the stream and copies the rows back to make the stats (with
+// counts off, scans them on the device and copies back only a failed row).
 struct OdeDeviceRun {
   OdeSetup<float> setup;
   Buffer<double> t_eval;
   Buffer<OdeRow<float>> rows;
+  bool counts;  // OdeOptions::counts
 };
 OdeDeviceRun prepare_ode_device(const char* fn, const Context& ctx, float* y, std::int64_t batch,
                                 std::int64_t d, double t0, double t1, const OdeOptions& opts,
