@@ -1,0 +1,133 @@
+#include "cpu_reference/ode.hpp"
+
+#include <algorithm>
+#include <vector>
+
+namespace genai::ref {
+namespace {
+
+using detail::OdeRow;
+using detail::OdeSetup;
+
+// The rows' work arrays [batch x arrays x d], y loaded into each row's first array.
+std::vector<double> load_work(const OdeSetup<double>& s, int arrays, const double* y) {
+  const std::int64_t d = s.d;
+  std::vector<double> w(static_cast<std::size_t>(s.batch * arrays * d));
+  for (std::int64_t r = 0; r < s.batch; ++r) std::copy_n(y + r * d, d, w.begin() + r * arrays * d);
+  return w;
+}
+
+void store_work(const OdeSetup<double>& s, int arrays, const std::vector<double>& w, double* y) {
+  const std::int64_t d = s.d;
+  for (std::int64_t r = 0; r < s.batch; ++r) std::copy_n(w.begin() + r * arrays * d, d, y + r * d);
+}
+
+// One batched call of f: rows added with their time, input and output (pointers into the
+// work arrays), packed, evaluated, and the derivatives scattered back.
+class Batch {
+ public:
+  Batch(const OdeFunction& f, int d) : f_(f), d_(d) {}
+  void add(std::int64_t r, double t, const double* in, double* out) {
+    rows_.push_back(r);
+    t_.push_back(t);
+    y_.insert(y_.end(), in, in + d_);
+    out_.push_back(out);
+  }
+  // Evaluates f on the rows added, counting one evaluation for each, and empties the batch.
+  void run(OdeRow<double>* rows) {
+    const auto n = static_cast<std::int64_t>(rows_.size());
+    if (n > 0) {
+      dy_.assign(y_.size(), 0.0);
+      f_(OdeEval{n, d_, rows_.data(), t_.data(), y_.data(), dy_.data()});
+      for (std::int64_t i = 0; i < n; ++i) {
+        std::copy_n(dy_.begin() + i * d_, d_, out_[i]);
+        ++rows[rows_[i]].nfev;
+      }
+    }
+    rows_.clear();
+    t_.clear();
+    y_.clear();
+    out_.clear();
+  }
+
+ private:
+  const OdeFunction& f_;
+  std::int64_t d_;
+  std::vector<std::int64_t> rows_;
+  std::vector<double> t_, y_, dy_;
+  std::vector<double*> out_;
+};
+
+template <OdeMethod M>
+void solve_batched(const OdeFunction& f, const OdeSetup<double>& s, double* y, OdeRow<double>* rows) {
+  static constexpr detail::Tableau tab = detail::tableau(M);
+  constexpr int arrays = detail::ode_arrays(M);
+  const int d = s.d;
+  std::vector<double> work = load_work(s, arrays, y);
+  auto w = [&](std::int64_t r) { return work.data() + r * arrays * d; };
+  Batch batch(f, d);
+  std::vector<std::int64_t> active;
+  for (std::int64_t r = 0; r < s.batch; ++r) {
+    detail::ode_begin<double, 0>(s, r, rows[r], w(r));
+    if (rows[r].status == detail::kOdeRunning) active.push_back(r);
+  }
+  if (tab.fsal) {
+    for (std::int64_t r : active) batch.add(r, rows[r].t, w(r) + detail::kOdeY * d, w(r) + detail::kOdeK * d);
+    batch.run(rows);
+    bool probe = false;  // the same answer for every row
+    for (std::int64_t r : active)
+      if (detail::ode_first_step(s, rows[r])) {
+        probe = true;
+        const double tp = detail::ode_probe_input<double, 0>(s, rows[r], w(r));
+        batch.add(r, tp, w(r) + detail::kOdeYs * d, w(r) + (detail::kOdeK + 1) * d);
+      }
+    batch.run(rows);
+    if (probe)
+      for (std::int64_t r : active) detail::ode_probe_finish<double, 0>(s, rows[r], w(r));
+  }
+  for (;;) {
+    std::erase_if(active, [&](std::int64_t r) { return !detail::ode_begin_attempt(s, rows[r]); });
+    if (active.empty()) break;
+    for (int k = tab.fsal ? 1 : 0; k < tab.stages; ++k) {
+      for (std::int64_t r : active) {
+        const double tk = detail::ode_stage_input<double, M, 0>(s, rows[r], w(r), k);
+        batch.add(r, tk, w(r) + detail::ode_stage_array(k) * d, w(r) + (detail::kOdeK + k) * d);
+      }
+      batch.run(rows);
+    }
+    for (std::int64_t r : active) detail::ode_end_attempt<double, M, 0>(s, r, rows[r], w(r));
+  }
+  store_work(s, arrays, work, y);
+}
+
+// Row by row: the kernels' loop (ode_row), with d fixed at compile time when D > 0.
+template <OdeMethod M, int D>
+void solve_rows(const detail::BuiltinOde& f, const OdeSetup<double>& s, double* y, OdeRow<double>* rows) {
+  const int d = D > 0 ? D : s.d;
+  std::vector<double> w(static_cast<std::size_t>(detail::ode_arrays(M) * d));
+  for (std::int64_t r = 0; r < s.batch; ++r) {
+    std::copy_n(y + r * d, d, w.begin());
+    detail::ode_row<double, M, D>(f, s, r, rows[r], w.data());
+    std::copy_n(w.begin(), d, y + r * d);
+  }
+}
+
+}  // namespace
+
+void ode_solve(const detail::BuiltinOde& f, const OdeSetup<double>& s, double* y, OdeRow<double>* rows) {
+  detail::with_ode_method(s.method, [&](auto method) {
+    constexpr OdeMethod M = decltype(method)::value;
+    // d = 2 (every built-in problem but decay) fixed at compile time, as in the kernels: the
+    // same operations, faster loops.
+    if (s.d == 2) return solve_rows<M, 2>(f, s, y, rows);
+    solve_rows<M, 0>(f, s, y, rows);
+  });
+}
+
+void ode_solve(const OdeFunction& f, const OdeSetup<double>& s, double* y, OdeRow<double>* rows) {
+  detail::with_ode_method(s.method, [&](auto method) {
+    solve_batched<decltype(method)::value>(f, s, y, rows);
+  });
+}
+
+}  // namespace genai::ref
