@@ -17,12 +17,6 @@
 #include "kernels/ode.cuh"
 
 namespace genai {
-namespace detail {
-
-unsigned ode_blocks(std::int64_t batch) { return cuda::grid_for(batch, kOdeThreads); }
-
-}  // namespace detail
-
 namespace cuda {
 namespace {
 

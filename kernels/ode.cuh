@@ -20,9 +20,4 @@ struct OdeFailures {
 };
 OdeFailures ode_failures(const Context& ctx, const detail::OdeRow<float>* rows, std::int64_t batch);
 
-// The initial-state scan of kernels/common.cu (declared here for host/src, which cannot
-// include common.cuh).
-template <class T>
-std::int64_t first_non_finite(const Context& ctx, const T* x, std::int64_t n);
-
 }  // namespace genai::cuda

@@ -8,6 +8,7 @@
 #include "cpu_reference/ode.hpp"
 #include "genai/detail/ode.hpp"
 #include "genai/nvtx.hpp"
+#include "host/src/finite.hpp"
 #if GENAI_WITH_CUDA
 #include "kernels/ode.cuh"
 #endif
@@ -265,10 +266,8 @@ OdeDeviceRun prepare_ode_device(const char* fn, const Context& ctx, float* y, st
                                 std::int64_t d, double t0, double t1, const OdeOptions& o,
                                 float* trajectory) {
   check_ode(fn, batch, d, y, t0, t1, o, trajectory);
-#if GENAI_WITH_CUDA
-  const std::int64_t bad = cuda::first_non_finite(ctx, static_cast<const float*>(y), batch * d);
+  const std::int64_t bad = detail::first_non_finite(ctx, static_cast<const float*>(y), batch * d);
   if (bad >= 0) throw_argument(fn, "y", "row ", bad / d, " dimension ", bad % d, " is not finite");
-#endif
   OdeDeviceRun run;
   run.t_eval = Buffer<double>(ctx, std::span<const double>(o.t_eval));
   run.rows = Buffer<OdeRow<float>>(ctx, static_cast<std::size_t>(batch));

@@ -37,7 +37,7 @@
 #include <cstdint>
 
 #include "genai/buffer.hpp"
-#include "genai/cuda_check.hpp"
+#include "genai/detail/device.cuh"
 #include "genai/detail/ode.hpp"
 #include "genai/nvtx.hpp"
 #include "genai/ode.hpp"
@@ -47,14 +47,13 @@ namespace detail {
 
 inline constexpr int kOdeThreads = 128;
 
-// Blocks of kOdeThreads for `batch` rows (the kernels loop over the rest); kernels/ode.cu.
-unsigned ode_blocks(std::int64_t batch);
+// Blocks of kOdeThreads for `batch` rows (the kernels loop over the rest).
+inline unsigned ode_blocks(std::int64_t batch) { return cuda::grid_for(batch, kOdeThreads); }
 
 template <class F, OdeMethod M, int D>
 __global__ void __launch_bounds__(kOdeThreads)
     ode_registers(const F f, const OdeSetup<float> s, float* y, OdeRow<float>* rows) {
-  for (std::int64_t r = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-       r < s.batch; r += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (const std::int64_t r : cuda::grid_stride(s.batch)) {
     float w[ode_arrays(M) * D];
 #pragma unroll
     for (int j = 0; j < D; ++j) w[j] = y[r * D + j];
@@ -73,7 +72,7 @@ __global__ void __launch_bounds__(kOdeThreads)
   const std::int64_t slot = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   const int d = s.d;
   float* w = work + slot * ode_arrays(M) * d;
-  for (std::int64_t r = slot; r < s.batch; r += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (const std::int64_t r : cuda::grid_stride(s.batch)) {  // r starts at slot
     for (int j = 0; j < d; ++j) w[j] = y[r * d + j];
     OdeRow<float> st;
     ode_row<float, M, 0>(f, s, r, st, w);
@@ -85,8 +84,7 @@ __global__ void __launch_bounds__(kOdeThreads)
 template <class F, OdeMethod M, int D>
 void launch_ode_registers(const Context& ctx, const F& f, const OdeSetup<float>& s, float* y,
                           OdeRow<float>* rows) {
-  ode_registers<F, M, D><<<ode_blocks(s.batch), kOdeThreads, 0, ctx.stream()>>>(f, s, y, rows);
-  GENAI_LAUNCH_CHECK();
+  cuda::launch(ctx, ode_registers<F, M, D>, ode_blocks(s.batch), kOdeThreads, 0, f, s, y, rows);
 }
 
 template <class F, OdeMethod M>
@@ -103,8 +101,7 @@ void launch_ode_method(const Context& ctx, const F& f, const OdeSetup<float>& s,
   const unsigned blocks = ode_blocks(s.batch);
   const std::int64_t slots = std::min<std::int64_t>(s.batch, std::int64_t{blocks} * kOdeThreads);
   Buffer<float> work(ctx, static_cast<std::size_t>(slots * ode_arrays(M) * s.d));  // stream-ordered
-  ode_workspace<F, M><<<blocks, kOdeThreads, 0, ctx.stream()>>>(f, s, y, rows, work.data());
-  GENAI_LAUNCH_CHECK();
+  cuda::launch(ctx, ode_workspace<F, M>, blocks, kOdeThreads, 0, f, s, y, rows, work.data());
 }
 
 // The rows of `s` on ctx's device (y, rows and the pointers in s are device pointers).
