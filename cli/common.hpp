@@ -18,6 +18,24 @@ inline int exit_code = 0;
 // --device cpu|cuda|auto on every subcommand; auto = the GPU if one is usable.
 void add_device_option(CLI::App& app, std::string& device);
 
+// Progress lines on stderr for long runs: at most one every `every` seconds, never when quiet.
+// every = 0 prints at every report, so that a test sees the same lines on any machine.
+class Progress {
+ public:
+  Progress(double every, bool quiet);
+  double seconds() const;  // since construction
+  // Prints "<line> <seconds> s" when due; returns whether it printed.
+  bool report(const std::string& line);
+  double every() const { return every_; }
+
+ private:
+  double every_;
+  bool quiet_;
+  double start_, last_ = 0;
+};
+// --progress-every SECONDS (default 1) and --quiet on a long-running command.
+void add_progress_options(CLI::App& cmd, double& every, bool& quiet);
+
 // Rows of numbers from "0.9,0.1" (one row) or from a .npy file (1-D: one row; 2-D: rows).
 struct Rows {
   std::vector<float> values;

@@ -76,23 +76,18 @@ struct RunOutputs {
 // o's run of the chains x (on ctx's device), in chunks -- of steps for ULA and MALA, of whole
 // levels for annealed runs -- of whole thin periods, each continuing the last (first_step, and
 // anneal.first_level): the same paths as one call (langevin.hpp). Prints
-// "langevin: step S/T (P%) E s" to stderr at most every `every` seconds unless quiet, chunks
-// sized to take about half of that; every = 0 prints after each chunk of one thin period, so
+// "langevin: step S/T (P%) E s" through `progress` (cli/common.hpp), chunks sized to take
+// about half its interval; an interval of 0 prints after each chunk of one thin period, so
 // the lines do not depend on the machine's speed.
 RunOutputs run_chunked(const Context& ctx, const LangevinTarget& target, float* x,
-                       std::int64_t chains, std::int64_t d, LangevinOptions o, bool quiet,
-                       double every) {
+                       std::int64_t chains, std::int64_t d, LangevinOptions o,
+                       Progress& progress) {
   const bool annealed = o.method == LangevinMethod::Annealed;
   const std::int64_t unit_steps = annealed ? o.steps : 1;  // steps per unit (a step, a level)
   const std::int64_t units = annealed ? o.anneal.levels : o.steps, total = units * unit_steps;
   const std::int64_t period = std::max<std::int64_t>(o.thin, 1);
   const std::int64_t grain = std::lcm(unit_steps, period) / unit_steps;  // units per period
   RunOutputs out;
-  const auto start = std::chrono::steady_clock::now();
-  auto seconds = [&] {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  };
-  double last_print = 0;
   std::int64_t done = 0, chunk = grain;  // in units
   while (done < units) {
     const std::int64_t count = std::min(chunk, units - done);
@@ -103,7 +98,7 @@ RunOutputs run_chunked(const Context& ctx, const LangevinTarget& target, float* 
       o.steps = count;
     }
     o.first_step = static_cast<std::uint32_t>(done * unit_steps);
-    const double t0 = seconds();
+    const double t0 = progress.seconds();
     const LangevinResult r = langevin(ctx, target, x, chains, d, o);
     ctx.synchronize();
     const auto traj = r.trajectory.to_host();
@@ -112,16 +107,17 @@ RunOutputs run_chunked(const Context& ctx, const LangevinTarget& target, float* 
     if (out.accepted.empty()) out.accepted.assign(acc.size(), 0);
     for (std::size_t c = 0; c < acc.size(); ++c) out.accepted[c] += acc[c];
     done += count;
-    const double now = seconds(), took = std::max(now - t0, 1e-6);
+    const double took = std::max(progress.seconds() - t0, 1e-6);
     // Next chunk: about half the progress interval at this chunk's rate, whole periods.
     const double rate = static_cast<double>(count) / took;
-    chunk = std::max<std::int64_t>(grain,
-                                   static_cast<std::int64_t>(rate * every / 2) / grain * grain);
-    if (!quiet && done < units && now - last_print >= every) {
-      std::fprintf(stderr, "langevin: step %lld/%lld (%.0f%%) %.1f s\n",
-                   static_cast<long long>(done * unit_steps), static_cast<long long>(total),
-                   100.0 * static_cast<double>(done) / static_cast<double>(units), now);
-      last_print = now;
+    chunk = std::max<std::int64_t>(
+        grain, static_cast<std::int64_t>(rate * progress.every() / 2) / grain * grain);
+    if (done < units) {
+      char line[96];
+      std::snprintf(line, sizeof line, "langevin: step %lld/%lld (%.0f%%)",
+                    static_cast<long long>(done * unit_steps), static_cast<long long>(total),
+                    100.0 * static_cast<double>(done) / static_cast<double>(units));
+      progress.report(line);
     }
   }
   return out;
@@ -151,8 +147,8 @@ void run_langevin(const LangevinArgs& a) {
   fill_uniform(Context::cpu(), x0.data(), n, {a.seed, rng::streams::user, 0}, -half, half);
   Buffer<float> x(ctx, std::span<const float>(x0));
   const auto t0 = std::chrono::steady_clock::now();
-  const RunOutputs r = run_chunked(ctx, target, x.data(), a.chains, d, o, a.quiet,
-                                   a.progress_every);
+  Progress progress(a.progress_every, a.quiet);
+  const RunOutputs r = run_chunked(ctx, target, x.data(), a.chains, d, o, progress);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto samples = x.to_host();
   std::printf("%s on %s: %lld chains x %lld steps in d = %lld, %.3f s, %.3g chain-steps/s\n",
@@ -227,12 +223,7 @@ void add_langevin_commands(CLI::App& app) {
   cmd->add_option("--trace", a->trace, "thinned trajectory (<= 200 records), .npy [records x chains x d]");
   cmd->add_option("--plot", a->plot, "draw the final states (first two dimensions) over the "
                                      "target's density, PNG by gnuplot; data beside it");
-  cmd->add_option("--progress-every", a->progress_every,
-                  "seconds between progress lines on stderr (0: after every chunk of one "
-                  "thin period, whatever the machine's speed)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  cmd->add_flag("--quiet", a->quiet, "no progress lines on stderr");
+  add_progress_options(*cmd, a->progress_every, a->quiet);
   add_device_option(*cmd, a->device);
   cmd->callback([a] { run_langevin(*a); });
 }

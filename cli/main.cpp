@@ -1,6 +1,7 @@
 // genai: the command-line face of genai-kernels.
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 
@@ -18,6 +19,33 @@ void add_device_option(CLI::App& app, std::string& device) {
   app.add_option("--device", device, "where to run: cpu, cuda or auto (the GPU if present)")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
       ->capture_default_str();
+}
+
+namespace {
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+Progress::Progress(double every, bool quiet) : every_(every), quiet_(quiet), start_(now_seconds()) {}
+
+double Progress::seconds() const { return now_seconds() - start_; }
+
+bool Progress::report(const std::string& line) {
+  const double now = seconds();
+  if (quiet_ || (every_ > 0 && now - last_ < every_)) return false;
+  std::fprintf(stderr, "%s %.1f s\n", line.c_str(), now);
+  last_ = now;
+  return true;
+}
+
+void add_progress_options(CLI::App& cmd, double& every, bool& quiet) {
+  cmd.add_option("--progress-every", every,
+                 "seconds between progress lines on stderr (0: a line at every report, whatever "
+                 "the machine's speed)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd.add_flag("--quiet", quiet, "no progress lines on stderr");
 }
 
 Rows read_rows(const std::string& spec, const char* what) {

@@ -50,4 +50,29 @@ void plot_samples(const std::string& who, const std::string& png, const std::vec
                          "' with dots lc rgb '#d62728' notitle\n"));
 }
 
+void plot_curves(const std::string& who, const std::string& png, const std::vector<Curve>& curves,
+                 const std::string& title, const std::string& xlabel, const std::string& ylabel,
+                 bool log_y) {
+  require_plot_path(who, png);
+  const std::string data = png + ".dat";
+  {
+    std::ofstream f(data);
+    for (const Curve& c : curves) {
+      f << "# " << c.name << '\n';
+      for (std::size_t i = 0; i < c.x.size() && i < c.y.size(); ++i) f << c.x[i] << ' ' << c.y[i] << '\n';
+      f << "\n\n";
+    }
+    if (!f) throw Error(who + ": cannot write " + data);
+  }
+  std::string plot;
+  for (std::size_t i = 0; i < curves.size(); ++i)
+    plot += detail::concat(i ? ", " : "plot ", "'", data, "' index ", i, " with lines lw 2 title '",
+                           curves[i].name, "' noenhanced");
+  gnuplot(who, png,
+          detail::concat("set terminal pngcairo size 1000,600\nset output '", png,
+                         "'\nset title '", title, "' noenhanced\nset xlabel '", xlabel,
+                         "'\nset ylabel '", ylabel, "'\nset grid\nset key top right\n",
+                         log_y ? "set logscale y\n" : "", plot, "\n"));
+}
+
 }  // namespace genai::cli

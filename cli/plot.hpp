@@ -26,4 +26,15 @@ void plot_samples(const std::string& who, const std::string& png, const std::vec
                   double extent, const std::function<double(double x, double y)>& density,
                   const std::string& title);
 
+// Curves y(x) (a loss against steps, say), one per series, as lines: the data first, beside
+// the picture (<png>.dat: blocks "x y" per series, separated by two blank lines, the series'
+// names in a comment line above each), then the picture; log_y draws y on a log scale.
+struct Curve {
+  std::string name;
+  std::vector<double> x, y;
+};
+void plot_curves(const std::string& who, const std::string& png, const std::vector<Curve>& curves,
+                 const std::string& title, const std::string& xlabel, const std::string& ylabel,
+                 bool log_y = false);
+
 }  // namespace genai::cli
