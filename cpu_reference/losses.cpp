@@ -6,6 +6,8 @@
 #include <limits>
 #include <vector>
 
+#include "cpu_reference/parallel.hpp"
+#include "cpu_reference/rng.hpp"
 #include "genai/rng.hpp"
 
 namespace genai::ref {
@@ -99,18 +101,26 @@ void element_loss(detail::ElementLoss kind, const float* pred, const float* targ
   if (out.loss) out.loss[0] = static_cast<float>(total * scale);
 }
 
+namespace {
+
+// z = mu + exp(logvar / 2) eps over n elements, and eps_out = eps where asked.
+GENAI_CPU_CLONES void reparameterize_span(const float* mu, const float* logvar, const float* eps,
+                                          std::int64_t n, float* z, float* eps_out) {
+  for (std::int64_t i = 0; i < n; ++i) z[i] = detail::reparameterize_element(mu[i], logvar[i], eps[i]);
+  if (eps_out) std::copy_n(eps, n, eps_out);
+}
+
+}  // namespace
+
 void reparameterize(const float* mu, const float* logvar, std::int64_t n, std::int64_t d,
                     float* z, const ReparameterizeOptions& opts) {
   const std::int64_t total = n * d;
-  for (std::int64_t b = 0; b * 4 < total; ++b) {
-    const rng::Float4 eps = rng::normal4(opts.seed, rng::streams::vae_reparameterize,
-                                         static_cast<std::uint64_t>(b), opts.step);
-    for (std::int64_t i = b * 4; i < b * 4 + 4 && i < total; ++i) {
-      const float e = eps.v[i - b * 4];
-      z[i] = detail::reparameterize_element(mu[i], logvar[i], e);
-      if (opts.eps_out) opts.eps_out[i] = e;
-    }
-  }
+  for_blocks(true, {opts.seed, rng::streams::vae_reparameterize, opts.step}, (total + 3) / 4,
+             kBlocksPerChunk, [&](std::int64_t b0, std::int64_t b1, const float* eps) {
+               const std::int64_t i0 = 4 * b0, count = std::min(total, 4 * b1) - i0;
+               reparameterize_span(mu + i0, logvar + i0, eps, count, z + i0,
+                                   opts.eps_out ? opts.eps_out + i0 : nullptr);
+             });
 }
 
 void vae_loss(const float* x, const float* x_recon, std::int64_t n, std::int64_t D,
