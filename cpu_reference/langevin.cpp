@@ -6,32 +6,45 @@
 #include <numeric>
 #include <vector>
 
+#include "cpu_reference/parallel.hpp"
+
 namespace genai::ref {
 
 namespace {
+
+// Chains [c0, c1) of `target`, one after the other.
 template <class Target>
-void run_chains(const Target& target, const detail::ChainSetup& setup, float* x) {
+void run_chains(const Target& target, const detail::ChainSetup& setup, float* x, std::int64_t c0,
+                std::int64_t c1) {
   const int d = setup.d;
   std::vector<double> work(6 * static_cast<std::size_t>(d));
   double *xs = work.data(), *y = xs + d, *gx = y + d, *gy = gx + d, *mu = gy + d, *m2 = mu + d;
-  for (std::int64_t c = 0; c < setup.chains; ++c)
+  for (std::int64_t c = c0; c < c1; ++c)
     detail::run_chain<double, 0>(target, setup, c, x + c * d, xs, y, gx, gy, mu, m2);
 }
+
+// Chains (and Brownian paths) per chunk of the backend's threads: a chain writes only its own
+// rows, so chunks run in any order.
+constexpr std::int64_t kChainsPerChunk = 64;
+
 }  // namespace
 
 void langevin(const detail::TargetView& target, const detail::ChainSetup& setup, float* x) {
-  run_chains(target, setup, x);
+  parallel_rows(setup.chains, kChainsPerChunk,
+                [&](std::int64_t c0, std::int64_t c1) { run_chains(target, setup, x, c0, c1); });
 }
 
 void langevin(const detail::PointerTarget<HostCallable>& target, const detail::ChainSetup& setup,
               float* x) {
-  run_chains(target, setup, x);
+  run_chains(target, setup, x, 0, setup.chains);  // the caller's function: on the calling thread
 }
 
 void brownian_motion(float* out, std::int64_t paths, int d, std::int64_t steps, float dt,
                      std::uint64_t seed) {
-  for (std::int64_t p = 0; p < paths; ++p)
-    detail::brownian_path<double>(out + p * (steps + 1) * d, p, d, steps, dt, seed);
+  parallel_rows(paths, kChainsPerChunk, [&](std::int64_t p0, std::int64_t p1) {
+    for (std::int64_t p = p0; p < p1; ++p)
+      detail::brownian_path<double>(out + p * (steps + 1) * d, p, d, steps, dt, seed);
+  });
 }
 
 namespace {

@@ -17,6 +17,7 @@
 #include "cpu_reference/langevin.hpp"
 #include "genai/langevin.hpp"
 #include "langevin_test_util.hpp"
+#include "parallel_test_util.hpp"
 #include "test_util.hpp"
 
 namespace genai {
@@ -197,6 +198,31 @@ TEST(Langevin, CustomTargetRunsTheBuiltInPathBitForBit) {
 // chains' own estimates over sqrt(chains); bounds 5 SE (about 0.01 for the means). MALA's
 // correction makes the law exact for any proposal, so this checks the custom target's log p and
 // the sampler; its gradient's use is checked bit for bit above.
+// The chains run in chunks on the backend's threads: states, trajectory, moments and MALA's
+// acceptances, and Brownian paths, are the same bytes on any thread count.
+TEST(Langevin, ChainsAreTheSameOnAnyThreadCount) {
+  const Context cpu = Context::cpu();
+  const std::int64_t chains = 200, d = 2;
+  const std::vector<float> x0 = test::normals(chains * d, 61);
+  for (LangevinMethod method : {LangevinMethod::ULA, LangevinMethod::MALA}) {
+    test::expect_same_on_any_thread_count([&] {
+      std::vector<float> x = x0;
+      LangevinResult r = langevin(cpu, LangevinTarget::gmm8(), x.data(), chains, d,
+                                  {.method = method, .step_size = 0.02f, .steps = 30, .seed = 3,
+                                   .moments = true, .thin = 10});
+      std::vector<float> acc;
+      for (std::int64_t a : r.accepted.to_host()) acc.push_back(static_cast<float>(a));
+      return std::vector<std::vector<float>>{x, r.trajectory.to_host(), r.mean.to_host(),
+                                             r.var.to_host(), acc};
+    });
+  }
+  test::expect_same_on_any_thread_count([&] {
+    std::vector<float> w(130 * 11 * 3);
+    brownian_motion(cpu, w.data(), 130, 3, 10, 0.1f, 4);
+    return w;
+  });
+}
+
 TEST(Langevin, CustomBananaHasItsKnownMoments) {
   const std::int64_t chains = 2048, d = 2;
   auto x = test::normals(chains * d, 15);
