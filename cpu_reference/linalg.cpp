@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <type_traits>
 
 #include "genai/error.hpp"
 
@@ -92,6 +93,58 @@ Factors gram_svd(const std::vector<double>& X, std::int64_t m, std::int64_t n, b
   return f;
 }
 
+// The qr method on float input, in float: LAPACK's sgesdd (sgesvd when divide and conquer does
+// not converge) on the column-major view of X^T, which is X's row-major storage: no transposes.
+// X^T = U' S V'^T gives X = V' S U'^T, so the routine's U' (n x k, column-major) is the row-major
+// Vt and its V'^T (k x m, column-major) the row-major U. Returns U [m x ucols] and Vt [vrows x n]
+// of the full (ucols = m, vrows = n) or economy (k, k) form; `a` is overwritten.
+struct FloatFactors {
+  std::vector<float> U, S, Vt;
+  std::int64_t ucols = 1, vrows = 1;
+  SvdReport report;
+};
+
+FloatFactors lapack_svd_float(std::vector<float>& a, std::int64_t m, std::int64_t n, bool full,
+                              bool vectors) {
+  const std::int64_t k = std::min(m, n);
+  FloatFactors f;
+  if (vectors) {
+    f.ucols = full ? m : k;
+    f.vrows = full ? n : k;
+  }
+  f.S.resize(k);
+  f.U.resize(m * f.ucols);
+  f.Vt.resize(f.vrows * n);
+  const char job = vectors ? (full ? 'A' : 'S') : 'N';
+  const auto M = static_cast<lapack_int>(n), N = static_cast<lapack_int>(m);  // of X^T
+  const auto ldu = static_cast<lapack_int>(n), ldvt = static_cast<lapack_int>(f.ucols);
+  const std::vector<float> X = a;  // for the fallback
+  thread_local std::vector<float> work;
+  thread_local std::vector<lapack_int> iwork;
+  iwork.resize(static_cast<std::size_t>(8 * k));
+  float query = 0;
+  lapack_int info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, job, M, N, a.data(), M, f.S.data(),
+                                        f.Vt.data(), ldu, f.U.data(), ldvt, &query, -1,
+                                        iwork.data());
+  if (info == 0) {
+    work.resize(static_cast<std::size_t>(query) + 1);
+    info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, job, M, N, a.data(), M, f.S.data(), f.Vt.data(),
+                               ldu, f.U.data(), ldvt, work.data(),
+                               static_cast<lapack_int>(work.size()), iwork.data());
+  }
+  f.report = {.method = SvdMethod::qr, .driver = "LAPACKE_sgesdd"};
+  if (info > 0) {  // divide and conquer did not converge: the QR-iteration driver
+    a = X;
+    std::vector<float> superb(std::max<std::int64_t>(k, 2));
+    info = LAPACKE_sgesvd(LAPACK_COL_MAJOR, job, job, M, N, a.data(), M, f.S.data(), f.Vt.data(),
+                          ldu, f.U.data(), ldvt, superb.data());
+    f.report.driver = "LAPACKE_sgesvd";
+  }
+  if (info != 0)
+    throw Error(detail::concat("genai::svd: ", f.report.driver, " failed (info ", info, ")"));
+  return f;
+}
+
 std::vector<double> transposed(const std::vector<double>& A, std::int64_t rows,
                                std::int64_t cols) {
   std::vector<double> T(A.size());
@@ -164,10 +217,11 @@ EigenReport symmetric_eigen(std::vector<double>& A, std::int64_t n, int max_swee
   return rep;
 }
 
-void normalize_signs(double* U, std::int64_t m, std::int64_t ldu, double* Vt, std::int64_t k,
+template <class R>
+void normalize_signs(R* U, std::int64_t m, std::int64_t ldu, R* Vt, std::int64_t k,
                      std::int64_t n) {
   for (std::int64_t i = 0; i < k; ++i) {
-    double* v = Vt + i * n;
+    R* v = Vt + i * n;
     std::int64_t big = 0;
     for (std::int64_t j = 1; j < n; ++j)
       if (std::abs(v[j]) > std::abs(v[big])) big = j;
@@ -176,6 +230,11 @@ void normalize_signs(double* U, std::int64_t m, std::int64_t ldu, double* Vt, st
     for (std::int64_t r = 0; r < m; ++r) U[r * ldu + i] = -U[r * ldu + i];
   }
 }
+
+template void normalize_signs(double*, std::int64_t, std::int64_t, double*, std::int64_t,
+                              std::int64_t);
+template void normalize_signs(float*, std::int64_t, std::int64_t, float*, std::int64_t,
+                              std::int64_t);
 
 void complete_orthonormal(double* U, std::int64_t m, std::int64_t cols, std::int64_t first) {
   // |P e_i|^2 = 1 - sum_j U_ij^2 for the projector P onto the complement of the columns so
@@ -203,11 +262,40 @@ void complete_orthonormal(double* U, std::int64_t m, std::int64_t cols, std::int
   }
 }
 
+namespace {
+
+// The first r values, ucols columns of U and vrows rows of Vt of f (U [m x f.ucols], Vt
+// [f.vrows x n]) into the caller's arrays, as T.
+template <class T, class F>
+void copy_out(const F& f, std::int64_t m, std::int64_t n, std::int64_t r, std::int64_t ucols,
+              std::int64_t vrows, const SvdOutputs<T>& out) {
+  for (std::int64_t i = 0; i < r; ++i) out.S[i] = static_cast<T>(f.S[i]);
+  if (out.U)
+    for (std::int64_t row = 0; row < m; ++row)
+      for (std::int64_t c = 0; c < ucols; ++c)
+        out.U[row * ucols + c] = static_cast<T>(f.U[row * f.ucols + c]);
+  if (out.Vt)
+    for (std::int64_t i = 0; i < vrows * n; ++i) out.Vt[i] = static_cast<T>(f.Vt[i]);
+}
+
+}  // namespace
+
 template <class T>
 SvdReport svd(const T* X, std::int64_t m, std::int64_t n, const SvdOptions& o,
               const SvdOutputs<T>& out) {
   const std::int64_t k = std::min(m, n);
   const bool vectors = out.U != nullptr || out.Vt != nullptr;
+  const std::int64_t r = o.k > 0 ? o.k : k;
+  const std::int64_t ucols = o.full ? m : r, vrows = o.full ? n : r;
+  if constexpr (std::is_same_v<T, float>) {
+    if (o.method != SvdMethod::gram) {
+      std::vector<float> a(X, X + m * n);
+      FloatFactors f = lapack_svd_float(a, m, n, o.full, vectors);
+      if (vectors) normalize_signs(f.U.data(), m, f.ucols, f.Vt.data(), k, n);
+      copy_out(f, m, n, r, ucols, vrows, out);
+      return f.report;
+    }
+  }
   std::vector<double> A(X, X + m * n);
   Factors f;
   if (o.method != SvdMethod::gram) {
@@ -225,16 +313,7 @@ SvdReport svd(const T* X, std::int64_t m, std::int64_t n, const SvdOptions& o,
     f.Vt = transposed(g.U, n, g.ucols);
   }
   if (vectors) normalize_signs(f.U.data(), m, f.ucols, f.Vt.data(), k, n);
-
-  const std::int64_t r = o.k > 0 ? o.k : k;
-  const std::int64_t ucols = o.full ? m : r, vrows = o.full ? n : r;
-  for (std::int64_t i = 0; i < r; ++i) out.S[i] = static_cast<T>(f.S[i]);
-  if (out.U)
-    for (std::int64_t row = 0; row < m; ++row)
-      for (std::int64_t c = 0; c < ucols; ++c)
-        out.U[row * ucols + c] = static_cast<T>(f.U[row * f.ucols + c]);
-  if (out.Vt)
-    for (std::int64_t i = 0; i < vrows * n; ++i) out.Vt[i] = static_cast<T>(f.Vt[i]);
+  copy_out(f, m, n, r, ucols, vrows, out);
   return f.report;
 }
 
