@@ -64,8 +64,10 @@ void parallel_rows(std::int64_t n, std::int64_t size, F&& body) {
 // GENAI_CPU_CLONES before a function definition: GCC compiles it for x86-64-v4 (AVX-512),
 // x86-64-v3 (AVX2 + FMA) and the baseline, and picks the clone at load time. The project builds
 // with -ffp-contract=off and without -ffast-math, so every clone does the same IEEE operations
-// in the same order: the same bits on any x86-64 (tests/parallel_test.cpp checks the clones'
-// loops against scalar code). Elsewhere it is empty.
+// in the same order: the same bits on any x86-64 (tests/rng_test.cpp and tests/nn_test.cpp check
+// the clones' loops against the scalar formulas). GCC inlines only small functions into a clone:
+// keep the loop in the cloned function itself ([[gnu::always_inline]] on larger helpers).
+// Elsewhere it is empty.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define GENAI_CPU_CLONES \
   __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
