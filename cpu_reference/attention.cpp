@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "cpu_reference/exp.hpp"
 #include "cpu_reference/parallel.hpp"
 #include "genai/detail/attention.hpp"
 
@@ -112,50 +113,6 @@ constexpr std::int64_t kKeyBlock = 128;
 
 int blas_int(std::int64_t v) { return static_cast<int>(v); }  // d <= 256, blocks <= 128
 
-// e^x in double as plain arithmetic (so that loops over it vectorise): x = n ln 2 + r with
-// |r| <= ln 2 / 2 (Cody-Waite, n rounded with the 1.5 * 2^52 shift), e^r by its Taylor series to
-// r^13 (truncation < 5e-18), times 2^n. Within 2 ulp of std::exp; 0 below -708 (where e^x is
-// subnormal: < 1e-307, nothing next to the row's largest probability, 1), +inf above 709.78,
-// NaN for NaN.
-inline double exp_d(double x) {
-  constexpr double kShift = 6755399441055744.0;  // 1.5 * 2^52
-  const double xc = x < -708.0 ? -708.0 : (x > 710.0 ? 710.0 : x);
-  const double fn = (xc * 1.4426950408889634 + kShift) - kShift;
-  const double r = (xc - fn * 6.93147180369123816490e-01) - fn * 1.90821492927058770002e-10;
-  double p = 1.0 / 6227020800.0;  // 1 / 13!
-  for (const double c : {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
-                         1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0,
-                         1.0 / 6.0, 0.5, 1.0, 1.0})
-    p = p * r + c;
-  const auto n = static_cast<std::int64_t>(fn);
-  // p 2^(n-1) is exact (a normal power of 2 times p), the doubling overflows to inf above
-  // 709.78.
-  const double e = p * std::bit_cast<double>(static_cast<std::uint64_t>(n + 1022) << 52) * 2.0;
-  return x != x ? x : (x < -708.0 ? 0.0 : (x > 710.0 ? std::numeric_limits<double>::infinity() : e));
-}
-
-// s[c] = exp_d(s[c] - m), c < n (one vectorised loop); returns their sum, added in four
-// interleaved partial sums (a fixed order).
-GENAI_CPU_CLONES double exp_shifted(double* s, std::int64_t n, double m) {
-  for (std::int64_t c = 0; c < n; ++c) s[c] = exp_d(s[c] - m);
-  double part[4] = {0.0, 0.0, 0.0, 0.0};
-  std::int64_t c = 0;
-  for (; c + 4 <= n; c += 4)
-    for (int lane = 0; lane < 4; ++lane) part[lane] += s[c + lane];
-  for (; c < n; ++c) part[0] += s[c];
-  return (part[0] + part[1]) + (part[2] + part[3]);
-}
-
-// The largest of s[0, n) (NaN ignored, as std::max), -inf when n = 0.
-double row_max(const double* s, std::int64_t n) {
-  double part[4] = {kNegInf, kNegInf, kNegInf, kNegInf};
-  std::int64_t c = 0;
-  for (; c + 4 <= n; c += 4)
-    for (int lane = 0; lane < 4; ++lane) part[lane] = std::max(part[lane], s[c + lane]);
-  for (; c < n; ++c) part[0] = std::max(part[0], s[c]);
-  return std::max(std::max(part[0], part[1]), std::max(part[2], part[3]));
-}
-
 // C [m x n] = alpha A [m x k] B^T (B [n x k]), row-major, leading dimensions the widths.
 void gemm_abt(std::int64_t m, std::int64_t n, std::int64_t k, double alpha, const double* A,
               const double* B, double* C) {
@@ -200,7 +157,7 @@ class BlockedChunk {
       logits(b, h, i0, rows, j0, cols);
       for (std::int64_t r = 0; r < rows; ++r) {
         double* sr = sb_.data() + r * cols;
-        const double m = std::max(m_[r], row_max(sr, cols));
+        const double m = std::max(m_[r], max_of(sr, cols));
         if (m == kNegInf) {  // nothing kept so far: P = 0
           std::fill(sr, sr + cols, 0.0);
           continue;
