@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "cpu_reference/parallel.hpp"
+
 namespace genai::ref {
 namespace {
 
@@ -100,16 +102,20 @@ void solve_batched(const OdeFunction& f, const OdeSetup<double>& s, double* y, O
   store_work(s, arrays, work, y);
 }
 
-// Row by row: the kernels' loop (ode_row), with d fixed at compile time when D > 0.
+// Row by row: the kernels' loop (ode_row), with d fixed at compile time when D > 0; chunks of
+// rows on the backend's threads (a row's integration is its own: the same bits on any thread
+// count).
 template <OdeMethod M, int D>
 void solve_rows(const detail::BuiltinOde& f, const OdeSetup<double>& s, double* y, OdeRow<double>* rows) {
   const int d = D > 0 ? D : s.d;
-  std::vector<double> w(static_cast<std::size_t>(detail::ode_arrays(M) * d));
-  for (std::int64_t r = 0; r < s.batch; ++r) {
-    std::copy_n(y + r * d, d, w.begin());
-    detail::ode_row<double, M, D>(f, s, r, rows[r], w.data());
-    std::copy_n(w.begin(), d, y + r * d);
-  }
+  parallel_rows(s.batch, 256, [&](std::int64_t r0, std::int64_t r1) {
+    std::vector<double> w(static_cast<std::size_t>(detail::ode_arrays(M) * d));
+    for (std::int64_t r = r0; r < r1; ++r) {
+      std::copy_n(y + r * d, d, w.begin());
+      detail::ode_row<double, M, D>(f, s, r, rows[r], w.data());
+      std::copy_n(w.begin(), d, y + r * d);
+    }
+  });
 }
 
 }  // namespace

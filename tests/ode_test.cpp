@@ -12,6 +12,7 @@
 #include "genai/detail/ode.hpp"
 #include "genai/ode.hpp"
 #include "ode_test_util.hpp"
+#include "parallel_test_util.hpp"
 #include "test_util.hpp"
 
 namespace genai {
@@ -295,6 +296,25 @@ TEST(Ode, BatchedCallableMatchesTheRowLoopBitForBit) {
 
 // Counts: fixed-step methods evaluate f stages x steps times; dopri5 2 + 6 per attempt with
 // Hairer's first step, 1 + 6 per attempt with a given one.
+// A built-in problem's rows in chunks on the backend's threads: states, trajectory and counts
+// are the same bytes on any thread count, fixed-step and adaptive.
+TEST(Ode, RowsAreTheSameOnAnyThreadCount) {
+  const std::int64_t rows = 600;
+  const std::vector<float> y0 = test::normals(rows * 2, 70);
+  for (const OdeOptions& o : {OdeOptions{.method = OdeMethod::RK4, .dt = 0.01, .t_eval = {0.5, 1.0}},
+                              OdeOptions{.method = OdeMethod::Dopri5, .t_eval = {0.25, 1.0}}}) {
+    test::expect_same_on_any_thread_count([&] {
+      std::vector<float> y = y0, traj(2 * rows * 2);
+      const OdeStats st =
+          ode_solve(Context::cpu(), OdeProblem::spiral(), y.data(), rows, 0.0, 1.0, o, traj.data());
+      std::vector<float> counts;
+      for (const auto* v : {&st.nfev, &st.accepted, &st.rejected})
+        for (std::int64_t c : *v) counts.push_back(static_cast<float>(c));
+      return std::vector<std::vector<float>>{y, traj, counts};
+    });
+  }
+}
+
 TEST(Ode, CountsAreTheMethodsEvaluations) {
   const std::pair<OdeMethod, int> stages[] = {{OdeMethod::Euler, 1}, {OdeMethod::Midpoint, 2},
                                               {OdeMethod::RK4, 4}, {OdeMethod::RK4_38, 4}};
