@@ -66,6 +66,11 @@ def build(torch, act, residual, t_dim=128, sizes=(2, 128, 128, 128, 2)):
     return Mlp()
 
 
+def timing_suffix(device):
+    """genai_bench's run-name suffix: its GPU cases time manually, its CPU cases in real time."""
+    return "/manual_time" if device == "cuda" else "/real_time"
+
+
 def mlp_flop(n, t_dim=128, sizes=(2, 128, 128, 128, 2)):
     ins = [sizes[0] + t_dim] + list(sizes[1:-1])
     macs = sum(i * o for i, o in zip(ins, sizes[1:]))
@@ -75,7 +80,8 @@ def mlp_flop(n, t_dim=128, sizes=(2, 128, 128, 128, 2)):
 def mlp_cases(torch, run, device, n, timer):
     for act_i, residual in ((3, True), (1, False), (2, False)):
         act = ACTS[act_i]
-        ours = f"{'Gpu' if device == 'cuda' else 'Cpu'}_MlpStep/act:{act_i}/residual:{int(residual)}/N:{n}"
+        ours = (f"{'Gpu' if device == 'cuda' else 'Cpu'}_MlpStep/act:{act_i}/residual:{int(residual)}"
+                f"/N:{n}{timing_suffix(device)}")
         shape = f"{n}, {act}{' res' if residual else ''}"
         g = torch.Generator().manual_seed(0)
         x = torch.randn(n, 2, generator=g).to(device)
@@ -135,7 +141,8 @@ def linear_cases(torch, run, device, shapes, timer):
         acts = (0, 1, 2) if device == "cuda" else (0, 1)
         for a in acts:
             f = {0: lambda z: z, 1: F.relu, 2: lambda z: F.gelu(z, approximate="tanh")}[a]
-            ours = f"{'Gpu' if device == 'cuda' else 'Cpu'}_Linear/forward/N:{n}/in:{i}/out:{o}/act:{a}"
+            ours = (f"{'Gpu' if device == 'cuda' else 'Cpu'}_Linear/forward/N:{n}/in:{i}/out:{o}"
+                    f"/act:{a}{timing_suffix(device)}")
             shape = f"{n}x{i}x{o}"
             if run.wanted("torch", f"linear_forward_{a}"):
                 with torch.no_grad():
@@ -143,7 +150,8 @@ def linear_cases(torch, run, device, shapes, timer):
                 run.record("torch", f"linear_forward_act{a}", shape, secs, 2.0 * n * i * o,
                            "FLOP/s", ours=ours, repeats=reps)
         xg = x.clone().requires_grad_(True)
-        ours = f"{'Gpu' if device == 'cuda' else 'Cpu'}_Linear/backward/N:{n}/in:{i}/out:{o}/act:0"
+        ours = (f"{'Gpu' if device == 'cuda' else 'Cpu'}_Linear/backward/N:{n}/in:{i}/out:{o}"
+                f"/act:0{timing_suffix(device)}")
         y = F.linear(xg, lin.weight, lin.bias)
 
         def backward():
