@@ -94,19 +94,29 @@ Factors gram_svd(const std::vector<double>& X, std::int64_t m, std::int64_t n, b
 }
 
 // The qr method on float input, in float: LAPACK's sgesdd (sgesvd when divide and conquer does
-// not converge) on the column-major view of X^T, which is X's row-major storage: no transposes.
-// X^T = U' S V'^T gives X = V' S U'^T, so the routine's U' (n x k, column-major) is the row-major
-// Vt and its V'^T (k x m, column-major) the row-major U. Returns U [m x ucols] and Vt [vrows x n]
-// of the full (ucols = m, vrows = n) or economy (k, k) form; `a` is overwritten.
+// not converge), always on the tall orientation of X, whose path (QR first, then the small
+// SVD) is 2-3x faster with OpenBLAS than the wide one (LQ first). m < n: X's row-major storage
+// is the column-major X^T, tall as it is; X^T = U' S V'^T gives X = V' S U'^T, so the
+// routine's U' (n x k, column-major) is the row-major Vt and its V'^T (k x m, column-major) the
+// row-major U: no copies. m >= n: X is transposed into column-major storage and U and V^T are
+// transposed back. Returns U [m x ucols] and Vt [vrows x n] of the full (ucols = m, vrows = n)
+// or economy (k, k) form.
 struct FloatFactors {
   std::vector<float> U, S, Vt;
   std::int64_t ucols = 1, vrows = 1;
   SvdReport report;
 };
 
-FloatFactors lapack_svd_float(std::vector<float>& a, std::int64_t m, std::int64_t n, bool full,
+// dst [cols x rows] = src [rows x cols]^T (both dense, row-major).
+void transpose_into(const float* src, std::int64_t rows, std::int64_t cols, float* dst) {
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c < cols; ++c) dst[c * rows + r] = src[r * cols + c];
+}
+
+FloatFactors lapack_svd_float(const float* X, std::int64_t m, std::int64_t n, bool full,
                               bool vectors) {
   const std::int64_t k = std::min(m, n);
+  const bool tall = m >= n;
   FloatFactors f;
   if (vectors) {
     f.ucols = full ? m : k;
@@ -116,32 +126,49 @@ FloatFactors lapack_svd_float(std::vector<float>& a, std::int64_t m, std::int64_
   f.U.resize(m * f.ucols);
   f.Vt.resize(f.vrows * n);
   const char job = vectors ? (full ? 'A' : 'S') : 'N';
-  const auto M = static_cast<lapack_int>(n), N = static_cast<lapack_int>(m);  // of X^T
-  const auto ldu = static_cast<lapack_int>(n), ldvt = static_cast<lapack_int>(f.ucols);
-  const std::vector<float> X = a;  // for the fallback
+  // The column-major problem M x N (M >= N), its U (M x uc) and V^T (vr x N).
+  const std::int64_t M = tall ? m : n, N = tall ? n : m;
+  const std::int64_t uc = tall ? f.ucols : f.vrows, vr = tall ? f.vrows : f.ucols;
+  std::vector<float> a(m * n), u_t, vt_t;
+  if (tall)
+    transpose_into(X, m, n, a.data());
+  else
+    std::copy_n(X, m * n, a.data());
+  if (tall && vectors) {
+    u_t.resize(M * uc);
+    vt_t.resize(vr * N);
+  }
+  float* u = tall ? u_t.data() : f.Vt.data();
+  float* vt = tall ? vt_t.data() : f.U.data();
+  const auto LM = static_cast<lapack_int>(M), LN = static_cast<lapack_int>(N);
+  const auto ldu = static_cast<lapack_int>(M), ldvt = static_cast<lapack_int>(std::max<std::int64_t>(vr, 1));
   thread_local std::vector<float> work;
   thread_local std::vector<lapack_int> iwork;
   iwork.resize(static_cast<std::size_t>(8 * k));
+  const std::vector<float> A = a;  // for the fallback
   float query = 0;
-  lapack_int info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, job, M, N, a.data(), M, f.S.data(),
-                                        f.Vt.data(), ldu, f.U.data(), ldvt, &query, -1,
-                                        iwork.data());
+  lapack_int info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, job, LM, LN, a.data(), LM, f.S.data(), u,
+                                        ldu, vt, ldvt, &query, -1, iwork.data());
   if (info == 0) {
     work.resize(static_cast<std::size_t>(query) + 1);
-    info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, job, M, N, a.data(), M, f.S.data(), f.Vt.data(),
-                               ldu, f.U.data(), ldvt, work.data(),
-                               static_cast<lapack_int>(work.size()), iwork.data());
+    info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, job, LM, LN, a.data(), LM, f.S.data(), u, ldu,
+                               vt, ldvt, work.data(), static_cast<lapack_int>(work.size()),
+                               iwork.data());
   }
   f.report = {.method = SvdMethod::qr, .driver = "LAPACKE_sgesdd"};
   if (info > 0) {  // divide and conquer did not converge: the QR-iteration driver
-    a = X;
+    a = A;
     std::vector<float> superb(std::max<std::int64_t>(k, 2));
-    info = LAPACKE_sgesvd(LAPACK_COL_MAJOR, job, job, M, N, a.data(), M, f.S.data(), f.Vt.data(),
-                          ldu, f.U.data(), ldvt, superb.data());
+    info = LAPACKE_sgesvd(LAPACK_COL_MAJOR, job, job, LM, LN, a.data(), LM, f.S.data(), u, ldu,
+                          vt, ldvt, superb.data());
     f.report.driver = "LAPACKE_sgesvd";
   }
   if (info != 0)
     throw Error(detail::concat("genai::svd: ", f.report.driver, " failed (info ", info, ")"));
+  if (tall && vectors) {  // column-major U [m x ucols] and V^T [vrows x n] to row-major
+    transpose_into(u_t.data(), f.ucols, m, f.U.data());
+    transpose_into(vt_t.data(), n, f.vrows, f.Vt.data());
+  }
   return f;
 }
 
@@ -289,8 +316,7 @@ SvdReport svd(const T* X, std::int64_t m, std::int64_t n, const SvdOptions& o,
   const std::int64_t ucols = o.full ? m : r, vrows = o.full ? n : r;
   if constexpr (std::is_same_v<T, float>) {
     if (o.method != SvdMethod::gram) {
-      std::vector<float> a(X, X + m * n);
-      FloatFactors f = lapack_svd_float(a, m, n, o.full, vectors);
+      FloatFactors f = lapack_svd_float(X, m, n, o.full, vectors);
       if (vectors) normalize_signs(f.U.data(), m, f.ucols, f.Vt.data(), k, n);
       copy_out(f, m, n, r, ucols, vrows, out);
       return f.report;
