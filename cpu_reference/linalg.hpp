@@ -26,10 +26,8 @@ struct EigenReport {
 EigenReport symmetric_eigen(std::vector<double>& A, std::int64_t n, int max_sweeps,
                             double tolerance, std::vector<double>& w, std::vector<double>& V);
 
-// The sign rule of linalg.hpp on the first k pairs: U [m x ldu] (columns u_i), Vt [k x n];
-// R = float or double.
-template <class R>
-void normalize_signs(R* U, std::int64_t m, std::int64_t ldu, R* Vt, std::int64_t k,
+// The sign rule of linalg.hpp on the first k pairs: U [m x ldu] (columns u_i), Vt [k x n].
+void normalize_signs(double* U, std::int64_t m, std::int64_t ldu, double* Vt, std::int64_t k,
                      std::int64_t n);
 
 // Columns [first, cols) of U [m x cols] replaced by unit vectors orthogonal to all columns
