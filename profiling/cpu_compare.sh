@@ -26,6 +26,10 @@
 #   GENAI_REPORT        report path (default profiling/results/<date>-cpu.md)
 #   GENAI_BASELINE_BENCH  another genai_bench (e.g. built from an older commit): also run on one
 #                       thread in the same session, for a before / after column
+#   OMP_WAIT_POLICY     passive unless set: for ours and the peers alike (PyTorch uses libgomp
+#                       too). libgomp's default spins after every parallel loop, which on a
+#                       machine whose cores are shared (a VM, CI) costs more than a second thread
+#                       gains (profiling/NOTES.md, issue 18)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,6 +40,7 @@ FILTER="${GENAI_BENCH_FILTER:-Cpu_}"
 PEERS="${GENAI_PEERS:-langevin diffusion linalg attention losses optim nn ode}"
 REPORT="${GENAI_REPORT:-profiling/results/$(date -u +%Y-%m-%d)-cpu.md}"
 LOG="$BUILD/cpu-compare-logs"
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 
 log() { printf '[cpu_compare %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
@@ -101,6 +106,7 @@ mkdir -p "$(dirname "$REPORT")"
   echo "- machine: $cpu, $(nproc) cores, $(free -g | awk '/^Mem/ {print $2}') GiB"
   echo "- peers: $versions (Python $("$PYTHON" -c 'import platform; print(platform.python_version())'))"
   echo "- load average (1, 5, 15 min): $load_before before, $load_after after"
+  echo "- OMP_WAIT_POLICY=$OMP_WAIT_POLICY for ours and the peers"
   echo "- ours: genai_bench $FILTER, median of $REPS repetitions (fastest-slowest in brackets), on"
   echo "  one thread (GENAI_NUM_THREADS=1, OpenBLAS on one thread) and on all threads ($(nproc)),"
   echo "  wall clock; peers: median of their timed calls (fastest-slowest)"
