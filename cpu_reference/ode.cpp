@@ -112,7 +112,7 @@ void solve_batched(const OdeFunction& f, const OdeSetup<double>& s, double* y, O
 // (the control: times against the grid, t_eval and t1) read lane 0, which is every lane's value
 // on a fixed grid; the adaptive code that compares per-row values is instantiated but never runs.
 
-constexpr int kLanes = 8;
+constexpr int kLanes = 64;
 
 struct Lanes {
   double v[kLanes];
