@@ -47,7 +47,8 @@ TEST_F(Cli, BadInputExitsWithStatus2AndAMessage) {
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.output.find("'abc' is not a number"), std::string::npos) << r.output;
   r = genai_cli("entropy --device tpu --p 0.5,0.5");
-  EXPECT_NE(r.status, 0);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("tpu"), std::string::npos) << r.output;
 }
 
 TEST_F(Cli, InfoSaysWhatRuns) {
