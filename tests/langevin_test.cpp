@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <regex>
@@ -459,6 +460,14 @@ TEST(Langevin, FloatChainCodeStaysWithinParityTolerance) {
     EXPECT_LE(chains_off(float_path(p.target, x0, p.chains, p.opts), outputs_of(x, r), p.chains, d, p.tol),
               p.max_off) << p.name << ", d = " << d;
   }
+}
+
+// The Brownian kernel's Philox block count is ceil(d / 4) (the reference's) for every d that
+// brownian_motion accepts, up to INT_MAX, where d + 3 overflows an int.
+TEST(Langevin, BrownianBlockCountCoversEveryDimension) {
+  for (const std::int64_t d : {1, 2, 3, 4, 5, 8, 9, 130, INT_MAX - 4, INT_MAX - 3, INT_MAX - 2,
+                               INT_MAX - 1, INT_MAX})
+    EXPECT_EQ(detail::brownian_blocks(static_cast<int>(d)), (d + 3) / 4) << "d " << d;
 }
 
 }  // namespace
