@@ -48,7 +48,8 @@ GENAI_HD std::int64_t conv_out_size(std::int64_t in, std::int64_t kernel, std::i
 // h of a row or depth index past its range: any sum of two entries stays negative.
 inline constexpr int kNoEntry = INT_MIN / 4;
 
-struct GatherEntry {
+// 16 bytes (one shared-memory load in the kernel).
+struct alignas(16) GatherEntry {
   int off, h, w;
 };
 
