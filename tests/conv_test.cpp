@@ -6,6 +6,10 @@
 // test (4.4), the Jacobian I + J_F of 4.2(b), receptive fields (4.1, with the erratum of
 // 4.1(b)) by the formula and on the real layers; bad input.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
 
 #include <algorithm>
 #include <cmath>
@@ -646,6 +650,28 @@ TEST(ReceptiveField, EmpiricalOnTheLayers) {
     EXPECT_EQ(reached_inputs(layers, 48, true, &box), size * size) << spec;
     EXPECT_EQ(box, size * 1000 + size) << spec;
   }
+}
+
+// `genai receptive-field` prints the table and 4.1(b)'s field; a bad layer exits 2, named.
+TEST(ReceptiveField, Command) {
+  const char* exe = std::getenv("GENAI_CLI");
+  if (!exe || !*exe) GTEST_SKIP() << "the genai program is not built (GENAI_BUILD_CLI=OFF)";
+  int status = -1;
+  auto run = [&](const std::string& layers) {
+    std::string out;
+    char buf[256];
+    FILE* pipe = popen((std::string(exe) + " receptive-field --layers " + layers + " 2>&1").c_str(), "r");
+    while (std::fgets(buf, sizeof buf, pipe)) out += buf;
+    status = WEXITSTATUS(pclose(pipe));
+    return out;
+  };
+  std::string out = run("conv3,conv3,maxpool2,conv3");
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("maxpool2            2      2       0        1      6      2      0\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("one output sees 10 x 10 input pixels; neighbouring outputs are 2 apart"), std::string::npos) << out;
+  out = run("conv3,pool2");
+  EXPECT_EQ(status, 2) << out;
+  EXPECT_NE(out.find("layer 2 'pool2': unknown layer"), std::string::npos) << out;
 }
 
 // ---- bad input -------------------------------------------------------------------------------
