@@ -1,5 +1,6 @@
 #include "cpu_reference/conv.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -12,6 +13,19 @@ namespace {
 
 using detail::ConvGeometry;
 
+// The outputs q whose tap s reads a real input column (0 <= q sw - pw + s dw < W): [first, end).
+struct ColumnRange {
+  int first, end;
+};
+ColumnRange columns_in_range(const ConvGeometry& g, int s) {
+  const int shift = s * g.dw - g.pw;                                // w = q sw + shift
+  const int first = shift >= 0 ? 0 : (-shift + g.sw - 1) / g.sw;    // q sw >= -shift
+  const int top = g.W - 1 - shift;                                  // q sw <= top
+  const int end = top < 0 ? 0 : top / g.sw + 1;
+  const int f = std::min(first, g.Q), e = std::min(end, g.Q);
+  return {f, std::max(e, f)};
+}
+
 // col [C R S x P Q] of one image x [C x H x W]: col[(c R + r) S + s][p Q + q] is the input
 // under tap (r, s) of output (p, q), 0 in the padding.
 void im2col(const ConvGeometry& g, const float* x, float* col) {
@@ -20,6 +34,8 @@ void im2col(const ConvGeometry& g, const float* x, float* col) {
     for (int r = 0; r < g.R; ++r)
       for (int s = 0; s < g.S; ++s) {
         float* row = col + ((static_cast<std::int64_t>(c) * g.R + r) * g.S + s) * pq;
+        const ColumnRange qs = columns_in_range(g, s);
+        const int shift = s * g.dw - g.pw;
         for (int p = 0; p < g.P; ++p) {
           const int h = p * g.sh - g.ph + r * g.dh;
           float* out = row + static_cast<std::int64_t>(p) * g.Q;
@@ -28,10 +44,13 @@ void im2col(const ConvGeometry& g, const float* x, float* col) {
             continue;
           }
           const float* in = x + (static_cast<std::int64_t>(c) * g.H + h) * g.W;
-          for (int q = 0; q < g.Q; ++q) {
-            const int w = q * g.sw - g.pw + s * g.dw;
-            out[q] = w >= 0 && w < g.W ? in[w] : 0.0f;
+          std::memset(out, 0, qs.first * sizeof(float));
+          if (g.sw == 1) {
+            std::memcpy(out + qs.first, in + qs.first + shift, (qs.end - qs.first) * sizeof(float));
+          } else {
+            for (int q = qs.first; q < qs.end; ++q) out[q] = in[q * g.sw + shift];
           }
+          std::memset(out + qs.end, 0, (g.Q - qs.end) * sizeof(float));
         }
       }
 }
@@ -43,14 +62,17 @@ void col2im_add(const ConvGeometry& g, const float* col, float* dx) {
     for (int r = 0; r < g.R; ++r)
       for (int s = 0; s < g.S; ++s) {
         const float* row = col + ((static_cast<std::int64_t>(c) * g.R + r) * g.S + s) * pq;
+        const ColumnRange qs = columns_in_range(g, s);
+        const int shift = s * g.dw - g.pw;
         for (int p = 0; p < g.P; ++p) {
           const int h = p * g.sh - g.ph + r * g.dh;
           if (h < 0 || h >= g.H) continue;
           float* out = dx + (static_cast<std::int64_t>(c) * g.H + h) * g.W;
           const float* in = row + static_cast<std::int64_t>(p) * g.Q;
-          for (int q = 0; q < g.Q; ++q) {
-            const int w = q * g.sw - g.pw + s * g.dw;
-            if (w >= 0 && w < g.W) out[w] += in[q];
+          if (g.sw == 1) {
+            for (int q = qs.first; q < qs.end; ++q) out[q + shift] += in[q];
+          } else {
+            for (int q = qs.first; q < qs.end; ++q) out[q * g.sw + shift] += in[q];
           }
         }
       }
@@ -150,33 +172,57 @@ void execute(const detail::BnApply& op) {
     }
 }
 
+// Sums of two float sequences in double, four chains at a time (no reassociation needed).
+struct Sums2 {
+  double s0[4] = {0, 0, 0, 0}, s1[4] = {0, 0, 0, 0};
+  void add(const float* a, const float* b, std::int64_t n) {
+    std::int64_t l = 0;
+    for (; l + 4 <= n; l += 4)
+      for (int k = 0; k < 4; ++k) s0[k] += a[l + k], s1[k] += b[l + k];
+    for (; l < n; ++l) s0[0] += a[l], s1[0] += b[l];
+  }
+  double total0() const { return (s0[0] + s0[1]) + (s0[2] + s0[3]); }
+  double total1() const { return (s1[0] + s1[1]) + (s1[2] + s1[3]); }
+};
+
 void execute(const detail::BnBackward& op) {
-  const std::int64_t M = op.N * op.L;
+  const std::int64_t M = op.N * op.L, L = op.L;
+  std::vector<float> g(L), gx(L);  // one plane's gated gradient and g xhat
+  auto plane = [&](std::int64_t n, std::int64_t c, const detail::BnAffine& a) {
+    const std::int64_t base = at(n, c, 0, op.C, L);
+    const float mean = op.mean[c], invstd = op.invstd[c];
+    for (std::int64_t l = 0; l < L; ++l) {
+      g[l] = detail::bn_gate(op, base + l, a);
+      gx[l] = g[l] * ((op.z[base + l] - mean) * invstd);
+    }
+    return base;
+  };
   for (std::int64_t c = 0; c < op.C; ++c) {
-    auto grad = [&](std::int64_t i) { return detail::bn_gated(op, i, c); };
-    const double mean = op.mean[c], invstd = op.invstd[c];
-    double sg = 0, sgx = 0;
-    for (std::int64_t n = 0; n < op.N; ++n)
-      for (std::int64_t l = 0; l < op.L; ++l) {
-        const std::int64_t i = at(n, c, l, op.C, op.L);
-        const double g = grad(i);
-        sg += g;
-        sgx += g * (op.z[i] - mean) * invstd;
-      }
+    const detail::BnAffine a = detail::bn_gate_affine(op, c);
+    Sums2 sums;
+    for (std::int64_t n = 0; n < op.N; ++n) {
+      plane(n, c, a);
+      sums.add(g.data(), gx.data(), L);
+    }
+    const double sg = sums.total0(), sgx = sums.total1();
     if (op.dbeta) op.dbeta[c] = static_cast<float>(op.accumulate ? op.dbeta[c] + sg : sg);
     if (op.dgamma) op.dgamma[c] = static_cast<float>(op.accumulate ? op.dgamma[c] + sgx : sgx);
     if (!op.dz && !op.g_out) continue;
-    const double k = (op.gamma ? op.gamma[c] : 1.0) * invstd;
-    const double mg = sg / static_cast<double>(M), mgx = sgx / static_cast<double>(M);
-    for (std::int64_t n = 0; n < op.N; ++n)
-      for (std::int64_t l = 0; l < op.L; ++l) {
-        const std::int64_t i = at(n, c, l, op.C, op.L);
-        const double g = grad(i);
-        if (op.g_out) op.g_out[i] = static_cast<float>(g);
-        if (!op.dz) continue;
-        const double xhat = (op.z[i] - mean) * invstd;
-        op.dz[i] = static_cast<float>(op.training ? k * (g - mg - xhat * mgx) : k * g);
-      }
+    const float mean = op.mean[c], invstd = op.invstd[c];
+    const float k = (op.gamma ? op.gamma[c] : 1.0f) * invstd;
+    const auto mg = static_cast<float>(sg / static_cast<double>(M));
+    const auto mgx = static_cast<float>(sgx / static_cast<double>(M));
+    for (std::int64_t n = 0; n < op.N; ++n) {
+      const std::int64_t base = plane(n, c, a);
+      if (op.g_out) std::memcpy(op.g_out + base, g.data(), L * sizeof(float));
+      if (!op.dz) continue;
+      float* dz = op.dz + base;
+      const float* z = op.z + base;
+      if (op.training)
+        for (std::int64_t l = 0; l < L; ++l) dz[l] = k * (g[l] - mg - ((z[l] - mean) * invstd) * mgx);
+      else
+        for (std::int64_t l = 0; l < L; ++l) dz[l] = k * g[l];
+    }
   }
 }
 

@@ -397,11 +397,11 @@ struct StatsTerms {
   }
 };
 
-// Terms of the normalisation's backward: g and g xhat (g: detail::bn_gated).
+// Terms of the normalisation's backward: g and g xhat (g: detail::bn_gate).
 struct BackwardTerms {
   detail::BnBackward op;
   __device__ float2 operator()(std::int64_t i, std::int64_t c) const {
-    const float g = detail::bn_gated(op, i, c);
+    const float g = detail::bn_gate(op, i, detail::bn_gate_affine(op, c));
     return {g, g * ((op.z[i] - op.mean[c]) * op.invstd[c])};
   }
 };
@@ -491,9 +491,10 @@ __global__ void bn_backward_apply_kernel(detail::BnBackward op, const double* co
     const float mean = op.mean[c], invstd = op.invstd[c];
     const float k = (op.gamma ? op.gamma[c] : 1.0f) * invstd;
     const float mg = static_cast<float>(coef[2 * c]), mgx = static_cast<float>(coef[2 * c + 1]);
+    const detail::BnAffine a = detail::bn_gate_affine(op, c);
     float g[4], z[4];
 #pragma unroll
-    for (int e = 0; e < 4; ++e) g[e] = e < count ? detail::bn_gated(op, i + e, c) : 0.0f;
+    for (int e = 0; e < 4; ++e) g[e] = e < count ? detail::bn_gate(op, i + e, a) : 0.0f;
     if (op.g_out) store4(op.g_out + i, count, vec, g);
     if (!op.dz) return;
     load4(op.z + i, count, vec, z);

@@ -343,14 +343,17 @@ struct BnBackward {
   bool accumulate;
 };
 
-// g of BnBackward at element i of channel c.
-GENAI_HD float bn_gated(const BnBackward& op, std::int64_t i, std::int64_t c) {
+// g of BnBackward at element i, given its channel's BnAffine (needed with sum_gate only).
+GENAI_HD float bn_gate(const BnBackward& op, std::int64_t i, const BnAffine& a) {
   const float dy = op.dy[i];
   if (op.gate) return op.gate[i] > 0.0f ? dy : 0.0f;
   if (!op.sum_gate) return dy;
-  const BnAffine a = bn_affine(op.mean[c], op.invstd[c], op.gamma ? op.gamma[c] : 1.0f,
-                               op.beta ? op.beta[c] : 0.0f);
   return bn_normalize(op.z[i], a) + op.sum_gate[i] > 0.0f ? dy : 0.0f;
+}
+// The BnAffine that bn_gate needs for channel c (the forward's).
+GENAI_HD BnAffine bn_gate_affine(const BnBackward& op, std::int64_t c) {
+  return bn_affine(op.mean[c], op.invstd[c], op.gamma ? op.gamma[c] : 1.0f,
+                   op.beta ? op.beta[c] : 0.0f);
 }
 
 // Pools over x [N x C x H x W] -> y [N x C x P x Q], windows kh x kw at stride (sh, sw) from
