@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <span>
 #include <string>
@@ -113,6 +114,23 @@ inline std::vector<float> random_distributions(std::int64_t rows, std::int64_t K
     for (std::int64_t k = 0; k < K; ++k) z[r * K + k] = static_cast<float>(e[k] / s);
   }
   return z;
+}
+
+// Central differences of f at x, step h per coordinate (the gradient tests' reference).
+inline std::vector<double> numeric_gradient(
+    const std::function<double(const std::vector<double>&)>& f, std::vector<double> x,
+    double h = 1e-5) {
+  std::vector<double> g(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double keep = x[i];
+    x[i] = keep + h;
+    const double up = f(x);
+    x[i] = keep - h;
+    const double down = f(x);
+    x[i] = keep;
+    g[i] = (up - down) / (2 * h);
+  }
+  return g;
 }
 
 // The message of the genai::ArgumentError that f() throws, or "(no ArgumentError)".

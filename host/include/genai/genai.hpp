@@ -5,6 +5,7 @@
 #include "genai/buffer.hpp"
 #include "genai/config.hpp"
 #include "genai/context.hpp"
+#include "genai/conv.hpp"
 #include "genai/diffusion.hpp"
 #include "genai/dtype.hpp"
 #include "genai/error.hpp"
