@@ -43,6 +43,7 @@
 #include "genai/cuda_check.hpp"
 #include "genai/error.hpp"
 #include "kernels/common.cuh"
+#include "kernels/ptx.cuh"
 #include "kernels/conv.cuh"
 #include "kernels/conv_mma_layout.hpp"
 
@@ -52,32 +53,7 @@ namespace {
 namespace cl = conv_layout;
 using detail::GatherEntry;
 
-// ---- PTX -------------------------------------------------------------------------------------
-
-__device__ unsigned smem_addr(const void* p) {
-  return static_cast<unsigned>(__cvta_generic_to_shared(p));
-}
-// 4 bytes global -> shared, asynchronously; zeros when !valid (src-size 0: nothing is read).
-__device__ void cp_async_4(float* dst, const float* src, bool valid) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-               "r"(valid ? 4 : 0));
-}
-__device__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-__device__ unsigned to_tf32(float x) {
-  unsigned u;
-  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(u) : "f"(x));
-  return u;
-}
-__device__ void mma_tf32(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
-  asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
+using namespace ptx;
 
 // ---- the implicit GEMM -----------------------------------------------------------------------
 
