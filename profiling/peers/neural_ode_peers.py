@@ -16,7 +16,8 @@ CPU (--device cpu): batch 256, 100 steps: torchdiffeq.odeint / odeint_adjoint wh
 GPU (--device cuda): batch 1024 and 65536, 100 steps: torchdiffeq when importable, else (the GPU
   machine has none) the plain PyTorch loops, said in the peer's name; and the memory of 4.3:
   torch.cuda.max_memory_allocated over one forward + backward at 10, 100, 1000 steps (batch
-  1024) for backprop and the adjoint (beside Gpu_NeuralOdeMemory's pool_bytes).
+  1024; --quick: 10 and 100) for backprop and the adjoint (beside Gpu_NeuralOdeMemory's
+  pool_bytes).
 """
 
 import os
@@ -52,8 +53,9 @@ def make_func(torch, device):
             super().__init__()
             self.net = net
 
-        def forward(self, t, h):
-            return self.net(torch.cat([h, t.expand(h.shape[0], 1)], 1))
+        def forward(self, t, h):  # t: a 0-d tensor (torchdiffeq) or a float (the loops)
+            col = t.expand(h.shape[0], 1) if torch.is_tensor(t) else h.new_full((h.shape[0], 1), t)
+            return self.net(torch.cat([h, col], 1))
 
     return Func()
 
@@ -69,7 +71,7 @@ def rk4_loop(func, h, steps, torch):
             for j, a in enumerate(RK4_A[s]):
                 if a:
                     ys = ys + (dt * a) * k[j]
-            k.append(func(torch.tensor(t + RK4_C[s] * dt, device=h.device), ys))
+            k.append(func(t + RK4_C[s] * dt, ys))
         h = h + dt * sum(b * kj for b, kj in zip(RK4_B, k))
     return h
 
@@ -83,7 +85,7 @@ def adjoint_loop(func, h1, w, steps, torch):
     def field(t, h, a):
         with torch.enable_grad():
             h = h.detach().requires_grad_(True)
-            out = func(torch.tensor(t, device=h.device), h)
+            out = func(t, h)
             vjp = torch.autograd.grad(out, [h] + params, a)
         return out.detach(), [-v for v in vjp]
 
@@ -166,7 +168,7 @@ def run_case(run, torch, tde, device, batch, steps):
                          ours=ours_name(mode, steps, batch, gpu))
 
 
-def run_memory(run, torch, tde, batch):
+def run_memory(run, torch, tde, batch, step_counts):
     """4.3 on the GPU: peak bytes over one forward + backward, backprop against the adjoint."""
     func = make_func(torch, "cuda")
     gen = torch.Generator(device="cpu").manual_seed(16)
@@ -174,7 +176,7 @@ def run_memory(run, torch, tde, batch):
     w = torch.randn(batch, 2, generator=gen).cuda()
     t = torch.tensor([0.0, 1.0], device="cuda")
     peer = "torchdiffeq" if tde is not None else "pytorch cuda loop"
-    for steps in (10, 100, 1000):
+    for steps in step_counts:
         opts = {"method": "rk4", "options": {"step_size": 1.0 / steps}}
         for mode in ("backprop", "adjoint"):
             if not run.wanted(peer, f"memory {mode}"):
@@ -212,7 +214,7 @@ def main():
                       "('pytorch cuda loop' rows)", flush=True)
             for batch in ([1024] if args.quick else [1024, 65536]):
                 run_case(run, torch, tde, "cuda", batch, 100)
-            run_memory(run, torch, tde, 1024)
+            run_memory(run, torch, tde, 1024, (10, 100) if args.quick else (10, 100, 1000))
     else:
         torch = common.torch_cpu()
         if torch is not None:
