@@ -219,7 +219,7 @@ void Gpu_NeuralOdeMemory(benchmark::State& state, Mode m) {
     Workload w(ctx, batch, steps, gradient_of(m), false);
     ctx.synchronize();
     const cudaMemPool_t pool = device_pool();
-    cuuint64_t used = 0, zero = 0, high = 0;
+    std::uint64_t used = 0, zero = 0, high = 0;  // the attributes are cuuint64_t (uint64_t)
     GENAI_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &used));
     GENAI_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero));
     w.forward();

@@ -104,6 +104,7 @@ TEST_F(NeuralOdeGpu, CudaGraphStepsMatchReference) {
       o.cuda_graphs = false;
       const test::NodeRun plain = run_on(sctx, o, h0, batch, ts, w);
       expect_same_run(plain, cpu, kFp32);
+      EXPECT_EQ(plain.forward.graph_steps, 0);
       o.cuda_graphs = true;
       Mlp f = test::field(sctx, 2, {32, 32}, o.time, 5);
       NeuralOde layer(f, o);
@@ -117,6 +118,9 @@ TEST_F(NeuralOdeGpu, CudaGraphStepsMatchReference) {
         test::poison(dh0);
         const NeuralOdeStats fs = layer.forward(ws, h.data(), batch, ts, traj.data());
         const NeuralOdeStats bs = layer.backward(ws, dtraj.data(), dh0.data());
+        // The first call captures at its second step; later calls replay from the first.
+        EXPECT_EQ(fs.graph_steps, call == 0 ? fs.steps - 1 : fs.steps);
+        EXPECT_EQ(bs.graph_steps, call == 0 ? bs.steps - 1 : bs.steps);
         EXPECT_EQ(fs.steps, cpu.forward.steps);
         EXPECT_EQ(fs.nfev, cpu.forward.nfev);
         EXPECT_EQ(bs.vjp, cpu.backward.vjp);

@@ -343,6 +343,7 @@ void NeuralOdeDriver::fixed_steps(System s, const Segment& seg, bool reverse, fl
         counting_ = true;
       }
       g.launch(ctx_);
+      ++stats_.graph_steps;
       stats_.nfev += S_;
       if (s == System::Adjoint) stats_.vjp += S_;
       ++stats_.steps;

@@ -111,6 +111,7 @@ struct NeuralOdeStats {
   std::int64_t rejected = 0;  // adaptive dopri5's rejected attempts
   std::int64_t nfev = 0;      // batched evaluations of the MLP (forwards), probes included
   std::int64_t vjp = 0;       // batched MLP backwards (vector-Jacobian products)
+  std::int64_t graph_steps = 0;  // GPU: steps replayed from a CUDA graph
 };
 
 namespace detail {
