@@ -15,6 +15,7 @@
 #include "genai/langevin.hpp"
 #include "genai/linalg.hpp"
 #include "genai/losses.hpp"
+#include "genai/neural_ode.hpp"
 #include "genai/nn.hpp"
 #include "genai/ode.hpp"
 #include "genai/optim.hpp"
