@@ -14,6 +14,7 @@
 #include "genai/langevin.hpp"
 #include "genai/linalg.hpp"
 #include "genai/losses.hpp"
+#include "genai/metrics.hpp"
 #include "genai/nn.hpp"
 #include "genai/ode.hpp"
 #include "genai/optim.hpp"
