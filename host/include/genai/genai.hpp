@@ -19,3 +19,4 @@
 #include "genai/ode.hpp"
 #include "genai/optim.hpp"
 #include "genai/rng.hpp"
+#include "genai/train.hpp"
