@@ -66,7 +66,8 @@ void add_training_options(CLI::App& cmd, TrainArgs& a, bool all) {
   cmd.add_option("--data-seed", a.data_seed, "Philox seed of a built-in data set")
       ->capture_default_str();
   cmd.add_option("--min-lr", a.min_lr, "learning rate at the end")->capture_default_str();
-  cmd.add_option("--warmup", a.warmup, "linear warmup steps")->capture_default_str();
+  cmd.add_option("--warmup", a.warmup, "linear warmup steps (at most --steps - 1)")
+      ->capture_default_str();
   cmd.add_option("--weight-decay", a.weight_decay, "AdamW's decoupled weight decay")
       ->capture_default_str();
   cmd.add_option("--ema-decay", a.ema_decay, "decay of the weights' moving average")
@@ -189,6 +190,9 @@ void run_train(const TrainCmd& c, const CLI::App& cmd) {
   if (!c.loss_plot.empty()) require_plot_path(who, c.loss_plot);
   detail::require_at_least(who, "--checkpoint-every", c.checkpoint_every, 0);
   detail::require_at_least(who, "--stop-after", c.stop_after, 0);
+  const fs::path folder = fs::path(c.out).parent_path();
+  if (!folder.empty() && !fs::is_directory(folder))
+    throw ArgumentError(std::string(who) + ": --out " + c.out + ": no folder " + folder.string());
   const Context ctx = Context::from_name(c.device);
   std::optional<DiffusionTrainer> tr;
   Dataset data;

@@ -114,6 +114,7 @@ TEST_F(TrainCli, BadInputExitsWithStatus2AndWritesNothing) {
   };
   refused("train --data gmm8 --steps 0 --out " + out + kSmall, "argument 'opts.steps' must be >= 1 (got 0)");
   refused("train --data gmm8 --batch 0 --out " + out + " --device cpu", "argument 'opts.batch_size' must be >= 1 (got 0)");
+  refused("train --data gmm8 --out " + dir / "no/such/m.safetensors" + kSmall, "no folder");
   refused("train --data spiral --out " + out + kSmall, "is 'spiral' (built-in sets:");
   const std::vector<float> v = {1, 2, 3};
   io::write_npy(dir / "flat.npy", std::span<const float>(v), {3});
