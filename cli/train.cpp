@@ -180,6 +180,7 @@ struct TrainCmd {
   TrainArgs args;
   std::string out, resume, device = "auto", loss_plot;
   std::int64_t checkpoint_every = 0, stop_after = 0;
+  double epochs = 0;  // > 0: steps = ceil(epochs n / batch)
   double progress_every = 1;
   bool quiet = false;
 };
@@ -197,7 +198,7 @@ void run_train(const TrainCmd& c, const CLI::App& cmd) {
   std::optional<DiffusionTrainer> tr;
   Dataset data;
   if (!c.resume.empty()) {
-    for (const char* opt : {"--data", "--n", "--data-seed", "--steps", "--batch", "--lr", "--seed",
+    for (const char* opt : {"--data", "--n", "--data-seed", "--steps", "--epochs", "--batch", "--lr", "--seed",
                             "--min-lr", "--warmup", "--weight-decay", "--ema-decay", "--no-ema",
                             "--hidden", "--activation", "--residual", "--time-dim", "--schedule",
                             "--train-steps", "--prediction"})
@@ -209,7 +210,14 @@ void run_train(const TrainCmd& c, const CLI::App& cmd) {
     tr.emplace(DiffusionTrainer::resume(ctx, data, c.resume));
   } else {
     data = load_dataset(a.data, a.n, a.data_seed);
-    tr.emplace(ctx, data, training_options(a));
+    TrainArgs sized = a;
+    if (c.epochs > 0) {
+      if (cmd.count("--steps") > 0)
+        throw ArgumentError(std::string(who) + ": give --steps or --epochs, not both");
+      sized.steps = static_cast<std::int64_t>(
+          std::ceil(c.epochs * static_cast<double>(data.n) / static_cast<double>(std::max<std::int64_t>(a.batch, 1))));
+    }
+    tr.emplace(ctx, data, training_options(sized));
   }
   const std::int64_t until =
       c.stop_after > 0 ? std::min(c.stop_after, tr->options().steps) : tr->options().steps;
@@ -645,6 +653,10 @@ void add_train_commands(CLI::App& app) {
       ->capture_default_str();
   train->add_option("--out", t->out, "the checkpoint (.safetensors)")->required();
   add_training_options(*train, t->args, true);
+  train->add_option("--epochs", t->epochs, "passes over the data instead of --steps: steps = "
+                                           "ceil(epochs n / batch) (batches are drawn with "
+                                           "replacement)")
+      ->check(CLI::PositiveNumber);
   train->add_option("--resume", t->resume, "continue the run a checkpoint holds (its options, "
                                            "data and state; bit for bit the uninterrupted run)");
   train->add_option("--stop-after", t->stop_after, "stop after this many steps in all (and save): "

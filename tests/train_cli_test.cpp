@@ -51,7 +51,8 @@ class TrainCli : public ::testing::Test {
 TEST_F(TrainCli, TrainWritesACheckpointAndTheSamplerReadsIt) {
   if (!have_gnuplot()) GTEST_SKIP() << "gnuplot is not installed (the loss curve is drawn)";
   const std::string ckpt = dir / "m.safetensors";
-  ASSERT_EQ(run("train --data two_modes --n 2000 --steps 30 --progress-every 0 --out " + ckpt + kSmall), 0)
+  // 15/16 of an epoch over 2048 rows in batches of 64: 30 steps.
+  ASSERT_EQ(run("train --data two_modes --n 2048 --epochs 0.9375 --progress-every 0 --out " + ckpt + kSmall), 0)
       << output;
   // A progress line at every step, the loss read back from the device each time.
   const std::regex line(R"(train: step (\d+)/30, loss ([0-9.]+) [0-9.]+ s)");
@@ -60,7 +61,7 @@ TEST_F(TrainCli, TrainWritesACheckpointAndTheSamplerReadsIt) {
        it != std::sregex_iterator(); ++it)
     EXPECT_EQ(std::stoi((*it)[1]), ++lines);
   EXPECT_EQ(lines, 30);
-  EXPECT_TRUE(printed("training on two_modes (2000 x 2) on cpu: MLP 2 -> 16 -> 16 -> 2")) << output;
+  EXPECT_TRUE(printed("training on two_modes (2048 x 2) on cpu: MLP 2 -> 16 -> 16 -> 2")) << output;
   const io::Safetensors st = io::read_safetensors(ckpt);
   EXPECT_EQ(st.metadata.at("train.step"), "30");
   EXPECT_EQ(st.tensors.at("train.loss").shape, (std::vector<std::int64_t>{30}));
@@ -115,6 +116,7 @@ TEST_F(TrainCli, BadInputExitsWithStatus2AndWritesNothing) {
   refused("train --data gmm8 --steps 0 --out " + out + kSmall, "argument 'opts.steps' must be >= 1 (got 0)");
   refused("train --data gmm8 --batch 0 --out " + out + " --device cpu", "argument 'opts.batch_size' must be >= 1 (got 0)");
   refused("train --data gmm8 --out " + dir / "no/such/m.safetensors" + kSmall, "no folder");
+  refused("train --data gmm8 --steps 5 --epochs 2 --out " + out + kSmall, "give --steps or --epochs, not both");
   refused("train --data spiral --out " + out + kSmall, "is 'spiral' (built-in sets:");
   const std::vector<float> v = {1, 2, 3};
   io::write_npy(dir / "flat.npy", std::span<const float>(v), {3});
