@@ -23,6 +23,12 @@ void sgd_step(std::span<const SgdTensor> tensors, const detail::SgdCoeffs& k) {
   }
 }
 
+void ema_update(std::span<const EmaTensor> tensors, float one_minus_decay) {
+  for (const EmaTensor& t : tensors)
+    for (std::int64_t i = 0; i < t.size; ++i)
+      detail::ema_element(one_minus_decay, t.ema[i], t.param[i]);
+}
+
 void add_penalty(Penalty penalty, const float* w, std::int64_t n, float lambda, float* value,
                  float* grad) {
   const float coeff = penalty == Penalty::L2 ? 2.0f * lambda : lambda;

@@ -18,7 +18,8 @@
 #   GENAI_BUILD_DIR     build folder (default build/cpu-compare)
 #   GENAI_BENCH_REPS    --benchmark_repetitions (default 5)
 #   GENAI_BENCH_FILTER  --benchmark_filter (default Cpu_)
-#   GENAI_PEERS         peer scripts to run (default "langevin diffusion linalg attention losses optim")
+#   GENAI_PEERS         peer scripts to run (default "langevin diffusion linalg attention losses optim
+#                       train")
 #   GENAI_REPORT        report path (default profiling/results/<date>-cpu.md)
 set -euo pipefail
 
@@ -27,7 +28,7 @@ cd "$ROOT"
 BUILD="${GENAI_BUILD_DIR:-build/cpu-compare}"
 REPS="${GENAI_BENCH_REPS:-5}"
 FILTER="${GENAI_BENCH_FILTER:-Cpu_}"
-PEERS="${GENAI_PEERS:-langevin diffusion linalg attention losses optim}"
+PEERS="${GENAI_PEERS:-langevin diffusion linalg attention losses optim train}"
 REPORT="${GENAI_REPORT:-profiling/results/$(date -u +%Y-%m-%d)-cpu.md}"
 LOG="$BUILD/cpu-compare-logs"
 
