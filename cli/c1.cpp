@@ -14,6 +14,7 @@
 #include "cli/common.hpp"
 #include "cli/plot.hpp"
 #include "genai/autoencoder.hpp"
+#include "genai/detail/losses.hpp"
 #include "genai/io.hpp"
 #include "genai/linalg.hpp"
 
@@ -536,10 +537,8 @@ Result C1Run::train_and_evaluate(const std::string& method, std::int64_t k) {
     r.kl_min = 1e300;
     for (std::int64_t i = 0; i < test.n; ++i) {
       double kl = 0;
-      for (std::int64_t j = 0; j < k; ++j) {
-        const double mu = codes[i * k + j], l = lv[i * k + j];
-        kl += -0.5 * (1 + l - mu * mu - std::exp(l));
-      }
+      for (std::int64_t j = 0; j < k; ++j)
+        kl += detail::gaussian_kl<double>(codes[i * k + j], lv[i * k + j]).value;
       r.kl += kl / static_cast<double>(test.n);
       r.kl_min = std::min(r.kl_min, kl);
     }
@@ -759,13 +758,17 @@ void C1Run::write_report(const std::vector<std::int64_t>& ks) {
     plot_image_rows(png, rows, "reconstructions of the same test images (one per class)");
   });
   picture("c1_samples.png", [&](const std::string& png) {
+    // Two rows of 12 draws per method and k (fewer when there are fewer test images).
+    const std::int64_t per_row = std::min<std::int64_t>(12, data_.test.n);
+    const std::int64_t row_count = std::min<std::int64_t>(2, data_.test.n / per_row);
     std::vector<ImageRow> rows;
     for (const std::int64_t k : ks)
       for (const char* m : {"PCA", "AE", "VAE"}) {
         const std::vector<float>& s = samples_.at({m, k});
-        for (int r = 0; r < 2; ++r)
-          rows.push_back({detail::concat(m, " k=", k), std::vector<float>(s.begin() + r * 12 * kPixels,
-                                                                          s.begin() + (r + 1) * 12 * kPixels)});
+        for (std::int64_t r = 0; r < row_count; ++r)
+          rows.push_back({detail::concat(m, " k=", k),
+                          std::vector<float>(s.begin() + r * per_row * kPixels,
+                                             s.begin() + (r + 1) * per_row * kPixels)});
       }
     plot_image_rows(png, rows, "decoded samples z ~ N(0, I) (PCA: whitened scores)");
   });
