@@ -2,6 +2,7 @@
 #pragma once
 
 #include "genai/attention.hpp"
+#include "genai/autoencoder.hpp"
 #include "genai/buffer.hpp"
 #include "genai/config.hpp"
 #include "genai/context.hpp"
