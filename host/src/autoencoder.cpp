@@ -98,7 +98,7 @@ std::vector<std::int64_t> shuffled(std::int64_t n, std::uint64_t seed, std::uint
   for (std::int64_t i = 0; i < n; ++i) order[i] = i;
   rng::Words w{};
   for (std::int64_t t = 0; t + 1 < n; ++t) {
-    if (t % 4 == 0) w = rng::philox(seed, kAutoencoderBatchStream, t / 4, step);
+    if (t % 4 == 0) w = rng::philox(seed, rng::streams::autoencoder_batch, t / 4, step);
     const std::int64_t i = n - 1 - t;
     const auto j = static_cast<std::int64_t>(
         (static_cast<std::uint64_t>(w.w[t % 4]) * static_cast<std::uint64_t>(i + 1)) >> 32);

@@ -26,9 +26,8 @@
 
 namespace genai {
 
-// The Philox stream of the batch order (in the training loops' range of rng::streams): epoch e
-// of a model with seed s shuffles with the words of RngKey{s, kAutoencoderBatchStream, e}.
-inline constexpr std::uint32_t kAutoencoderBatchStream = rng::streams::train + 0xe0;
+// The batch order: epoch e of a model with seed s shuffles with the words of
+// RngKey{s, rng::streams::autoencoder_batch, e} (genai/rng.hpp).
 
 struct AutoencoderOptions {
   std::int64_t input_dim = 784;
@@ -97,7 +96,7 @@ class Autoencoder {
   void train_step(const float* x, std::int64_t batch, const AdamOptions& adam,
                   float* losses = nullptr);
   // One pass over data [n x input_dim] (ctx's device) in the order of a Fisher-Yates shuffle
-  // drawn from RngKey{opts.seed, kAutoencoderBatchStream, epoch}, batches gathered on the
+  // drawn from RngKey{opts.seed, rng::streams::autoencoder_batch, epoch}, batches gathered on the
   // device. on_step(s, steps) runs on the host after the s-th step is enqueued (s from 1). The
   // losses come back once, at the end (one synchronisation per epoch).
   EpochLosses train_epoch(const float* data, std::int64_t n, const EpochOptions& opts,

@@ -45,6 +45,8 @@ inline constexpr std::uint32_t train_batch = train + 0x00;  // row r: block r, w
 inline constexpr std::uint32_t train_noise = train + 0x01;  // eps: the diffusion element layout
 inline constexpr std::uint32_t train_data = train + 0x10;   // built-in data sets: row r, block r,
                                                            // steps 2 set and 2 set + 1
+inline constexpr std::uint32_t autoencoder_batch = train + 0xe0;  // genai/autoencoder.hpp: epoch
+                                                                 // e's shuffle, step = e
 inline constexpr std::uint32_t metrics = 0x700;  // metrics: sliced-Wasserstein directions
 }  // namespace streams
 
