@@ -121,25 +121,28 @@ TEST_F(TrainGpu, TrainingStepCapturesInACudaGraph) {
   const DiffusionTrainOptions o = test::small_training(10, test::sized(256, 64), 32);
   cudaStream_t stream = nullptr;
   ASSERT_EQ(cudaStreamCreate(&stream), cudaSuccess);
-  const Context sctx = Context::cuda(0, stream);
-  DiffusionTrainer direct(sctx, data, o), graphed(sctx, data, o);
-  direct.step();
-  direct.step();
-  graphed.step();  // sizes the workspace and plans the GEMMs
+  {  // the trainers free their buffers on `stream`: they go before it does
+    const Context sctx = Context::cuda(0, stream);
+    DiffusionTrainer direct(sctx, data, o), graphed(sctx, data, o);
+    direct.step();
+    direct.step();
+    graphed.step();  // sizes the workspace and plans the GEMMs
+    ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    graphed.step();
+    ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+    ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+    ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+    EXPECT_TRUE(same_bytes(graphed.weights(), direct.weights()));
+    EXPECT_TRUE(same_bytes(graphed.ema_weights(), direct.ema_weights()));
+    EXPECT_TRUE(same_bytes(graphed.losses(), direct.losses()));
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+  }
   ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
-  cudaGraph_t graph = nullptr;
-  cudaGraphExec_t exec = nullptr;
-  ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
-  graphed.step();
-  ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
-  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
-  ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
-  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
-  EXPECT_TRUE(same_bytes(graphed.weights(), direct.weights()));
-  EXPECT_TRUE(same_bytes(graphed.ema_weights(), direct.ema_weights()));
-  EXPECT_TRUE(same_bytes(graphed.losses(), direct.losses()));
-  cudaGraphExecDestroy(exec);
-  cudaGraphDestroy(graph);
   cudaStreamDestroy(stream);
 }
 #endif
@@ -167,7 +170,7 @@ TEST_F(TrainGpu, NetworkModelAndAnnealedLangevinMatchReference) {
   sample_annealed_langevin(kCpu, s, exact, n, 2, want.data(), al);
   test::poison(got);
   sample_annealed_langevin(ctx, s, exact, n, 2, got.data(), al);
-  EXPECT_TRUE(test::close(got.to_host(), want, {1e-4, 1e-4})) << "annealed Langevin";
+  EXPECT_TRUE(test::same_paths(got.to_host(), want, 2)) << "annealed Langevin";
 }
 
 }  // namespace
