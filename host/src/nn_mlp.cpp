@@ -125,6 +125,9 @@ void Mlp::forward(MlpWorkspace& ws, const float* x, const float* t, std::int64_t
     ws.scratch_.fill_bytes(0);  // the accumulation scratch's padding stays 0
     if (gpu) {
       ws.mask_ = Buffer<std::uint32_t>(ctx_, std::max<std::int64_t>(mask, 1));
+      // cuBLASLt's split-K reduction reads mask bytes back before it writes them
+      // (compute-sanitizer initcheck on an H100): they start defined.
+      ws.mask_.fill_bytes(0);
 #if GENAI_WITH_CUDA
       ws.blas_ = Buffer<std::byte>(ctx_, cuda::kGemmWorkspaceBytes);
       ws.gemm_cache_ = cuda::make_gemm_cache();
