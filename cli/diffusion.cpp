@@ -1,6 +1,8 @@
-// genai noise / genai sample: the diffusion module on the command line, and its demo rows.
+// genai noise / genai sample: the diffusion module on the command line (sample: exact mixture
+// scores, or a network genai train wrote), and its demo rows.
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <numbers>
 
 #include "cli/common.hpp"
@@ -8,6 +10,8 @@
 #include "genai/buffer.hpp"
 #include "genai/diffusion.hpp"
 #include "genai/io.hpp"
+#include "genai/metrics.hpp"
+#include "genai/train.hpp"
 
 namespace genai::cli {
 namespace {
@@ -37,11 +41,84 @@ struct NoiseArgs {
 };
 
 struct SampleArgs {
-  std::string target = "gmm8", sampler = "ddpm", out, plot, device = "auto";
+  std::string target = "gmm8", sampler = "ddpm", out, plot, device = "auto", model, trajectory;
   std::int64_t steps = 100, n = 10000;
   double eta = 0;
   std::uint64_t seed = 0;
+  bool raw_weights = false;
 };
+
+// genai sample --model: the checkpoint's network (EMA weights unless --raw-weights) as the
+// samplers' model; --plot draws the samples over the training data (regenerated from the
+// checkpoint's record of it, or read from its .npy when that is still there), --trajectory 16
+// reverse paths over the data.
+void sample_model(const SampleArgs& b) {
+  constexpr const char* who = "genai sample";
+  if (!b.plot.empty()) require_plot_path(who, b.plot);
+  if (!b.trajectory.empty()) require_plot_path(who, b.trajectory);
+  detail::require_at_least(who, "--n", b.n, 1);
+  const Context ctx = Context::from_name(b.device);
+  const TrainedModel tm = load_trained_model(ctx, b.model, !b.raw_weights);
+  const std::int64_t d = tm.dim();
+  if ((!b.plot.empty() || !b.trajectory.empty()) && d != 2)
+    throw ArgumentError(std::string(who) + ": --plot and --trajectory draw 2-D samples; the model "
+                        "takes d = " + std::to_string(d));
+  const NoiseSchedule s = tm.schedule();
+  const Model model = tm.model();
+  SamplerOptions o{.sampler = parse_sampler(b.sampler), .num_inference_steps = b.steps,
+                   .step = {.prediction_type = tm.options.prediction_type, .eta = b.eta,
+                            .seed = b.seed}};
+  Buffer<float> x(ctx, static_cast<std::size_t>(b.n * d));
+  sample(ctx, s, model, b.n, d, x.data(), o);
+  const auto h = x.to_host();
+  io::write_npy(b.out, std::span<const float>(h), {b.n, d});
+  std::printf("%lld samples of %s's model (%s weights, %lld training steps on %s; %s, %lld steps) -> %s\n",
+              static_cast<long long>(b.n), b.model.c_str(), b.raw_weights ? "trained" : "EMA",
+              static_cast<long long>(tm.steps_done), tm.data_spec.c_str(), b.sampler.c_str(),
+              static_cast<long long>(b.steps), b.out.c_str());
+  if (const auto mix = dataset_mixture(tm.data_spec); mix && mix->d == d) {
+    const std::vector<double> w = mode_weights(h.data(), b.n, *mix);
+    std::printf("component weights:");
+    for (std::int64_t k = 0; k < mix->K; ++k) std::printf(" %.4f (true %.4f)", w[k], mix->weights[k]);
+    std::printf("\n");
+  }
+  if (b.plot.empty() && b.trajectory.empty()) return;
+  // The training data, when it can be had again.
+  std::vector<float> data;
+  if (!tm.data_spec.ends_with(".npy")) {
+    data = make_dataset(tm.data_spec, std::min<std::int64_t>(tm.data_n, 10000), tm.data_seed).x;
+  } else if (std::filesystem::exists(tm.data_spec)) {
+    const Dataset all = read_dataset(tm.data_spec);
+    data.assign(all.x.begin(), all.x.begin() + 2 * std::min<std::int64_t>(all.n, 10000));
+  }
+  const std::string title = b.model + ": " + b.sampler + ", " + std::to_string(b.steps) + " steps";
+  if (!b.plot.empty()) {
+    plot_panels(who, b.plot, {{title, {{"training data", data}, {"samples", h}}, {}}}, 1,
+                "samples over the training data (grey)");
+    std::printf("wrote %s (data beside it: .dat)\n", b.plot.c_str());
+  }
+  if (!b.trajectory.empty()) {
+    // 16 paths: the same sampler on 16 rows, every state kept.
+    const std::int64_t paths = std::min<std::int64_t>(16, b.n);
+    const std::int64_t kept = intermediate_count(s, {.num_inference_steps = b.steps, .keep_every = 1});
+    Buffer<float> px(ctx, static_cast<std::size_t>(paths * d)),
+        inter(ctx, static_cast<std::size_t>(kept * paths * d));
+    o.keep_every = 1;
+    o.intermediates = inter.data();
+    sample(ctx, s, model, paths, d, px.data(), o);
+    const auto states = inter.to_host();
+    std::vector<std::vector<float>> lines(static_cast<std::size_t>(paths));
+    std::vector<float> ends;
+    for (std::int64_t p = 0; p < paths; ++p)
+      for (std::int64_t k = 0; k < kept; ++k)
+        lines[p].insert(lines[p].end(), states.begin() + (k * paths + p) * d,
+                        states.begin() + (k * paths + p) * d + 2);
+    for (const auto& l : lines) ends.insert(ends.end(), l.end() - 2, l.end());
+    plot_panels(who, b.trajectory, {{title, {{"training data", data}, {"x_0", ends}}, lines}}, 1,
+                detail::concat(paths, " reverse paths over the training data (grey)"));
+    std::printf("wrote %s (data beside it: .dat)\n", b.trajectory.c_str());
+  }
+}
 
 void add_diffusion_commands(CLI::App& app) {
   auto a = std::make_shared<NoiseArgs>();
@@ -77,10 +154,17 @@ void add_diffusion_commands(CLI::App& app) {
   });
 
   auto b = std::make_shared<SampleArgs>();
-  auto* smp = app.add_subcommand("sample", "sample a 2D Gaussian mixture with its exact score");
-  smp->add_option("--target", b->target, "gmm8 or two_modes")
-      ->check(CLI::IsMember({"gmm8", "two_modes"}))
-      ->capture_default_str();
+  auto* smp = app.add_subcommand("sample", "sample a 2D Gaussian mixture with its exact score, or "
+                                            "a model genai train wrote (--model)");
+  auto* target = smp->add_option("--target", b->target, "gmm8 or two_modes")
+                     ->check(CLI::IsMember({"gmm8", "two_modes"}))
+                     ->capture_default_str();
+  smp->add_option("--model", b->model, "a checkpoint of genai train: its network as the model "
+                                       "(its schedule and prediction type from the file)")
+      ->excludes(target);
+  smp->add_flag("--raw-weights", b->raw_weights, "with --model: the trained weights, not their EMA");
+  smp->add_option("--trajectory", b->trajectory, "with --model: draw 16 reverse paths over the "
+                                                 "training data (PNG, gnuplot; data beside it)");
   smp->add_option("--sampler", b->sampler, "ddpm, ddim, pf-ode (Heun) or pf-ode-euler")
       ->check(CLI::IsMember({"ddpm", "ddim", "pf-ode", "pf-ode-heun", "pf-ode-euler"}))
       ->capture_default_str();
@@ -93,6 +177,9 @@ void add_diffusion_commands(CLI::App& app) {
   smp->add_option("--plot", b->plot, "also draw them over the target's density (PNG, gnuplot)");
   add_device_option(*smp, b->device);
   smp->callback([b] {
+    if (!b->model.empty()) return sample_model(*b);
+    if (b->raw_weights || !b->trajectory.empty())
+      throw ArgumentError("genai sample: --raw-weights and --trajectory need --model");
     const Context ctx = Context::from_name(b->device);
     const GaussianMixture m = GaussianMixture::preset(b->target);
     const NoiseSchedule s;

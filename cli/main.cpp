@@ -135,7 +135,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int rc = app.exit(e);  // prints the help or the message
+    return rc == 0 ? 0 : 2;      // a rejected command line is bad input too
   } catch (const genai::DivergenceError& e) {  // valid input, the numerics ran away
     std::fprintf(stderr, "genai: diverged: %s\n", e.what());
     return 3;

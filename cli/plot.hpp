@@ -37,4 +37,22 @@ void plot_curves(const std::string& who, const std::string& png, const std::vect
                  const std::string& title, const std::string& xlabel, const std::string& ylabel,
                  bool log_y = false);
 
+// A grid of 2-D scatter panels (samples over their data, a path or two), `cols` panels a row.
+// Each panel draws its point sets as dots -- the first in grey (the reference data, say), the
+// others in colour (as points when the panel has paths: their ends, say) -- and its paths as
+// lines, in the window of its first set (its bounding box widened by 10%; points outside it are
+// clipped, so a far-off broken sample does not squash the picture). The data first, beside the picture (<png>.dat: one block per set and path, in
+// panel order, separated by two blank lines, a comment line naming each), then the picture.
+struct PointSet {
+  std::string name;
+  std::vector<float> xy;  // x y pairs
+};
+struct Panel {
+  std::string title;
+  std::vector<PointSet> sets;
+  std::vector<std::vector<float>> paths;  // polylines, x y pairs
+};
+void plot_panels(const std::string& who, const std::string& png, const std::vector<Panel>& panels,
+                 int cols, const std::string& title);
+
 }  // namespace genai::cli

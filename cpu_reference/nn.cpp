@@ -13,7 +13,8 @@ namespace {
 
 int blas_int(std::int64_t v) { return static_cast<int>(v); }  // host/src checks the range
 
-// C [M x N] (row stride ldc) = alpha op(A) op(B) + beta C, row-major.
+}  // namespace
+
 void sgemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K,
            const float* A, std::int64_t lda, const float* B, std::int64_t ldb, float beta,
            float* C, std::int64_t ldc) {
@@ -27,6 +28,8 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int6
               trans_b ? CblasTrans : CblasNoTrans, blas_int(M), blas_int(N), blas_int(K), 1.0f, A,
               blas_int(lda), B, blas_int(ldb), beta, C, blas_int(ldc));
 }
+
+namespace {
 
 // Row blocks of the batch, blocks of output features and elements per chunk of the backend's
 // threads. Fixed sizes: which rows one GEMM call covers never depends on the thread count.

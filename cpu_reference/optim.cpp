@@ -53,6 +53,10 @@ GENAI_CPU_CLONES void sgd_span(const detail::SgdCoeffs k, float* p, const float*
   }
 }
 
+GENAI_CPU_CLONES void ema_span(float omd, float* ema, const float* param, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) detail::ema_element(omd, ema[i], param[i]);
+}
+
 }  // namespace
 
 void adam_step(std::span<const AdamTensor> tensors, const detail::AdamCoeffs& k) {
@@ -64,6 +68,12 @@ void adam_step(std::span<const AdamTensor> tensors, const detail::AdamCoeffs& k)
 void sgd_step(std::span<const SgdTensor> tensors, const detail::SgdCoeffs& k) {
   for_chunks(tensors, [&](const SgdTensor& t, std::int64_t i, std::int64_t n) {
     sgd_span(k, t.param + i, t.grad + i, k.momentum != 0.0f ? t.momentum_buffer + i : nullptr, n);
+  });
+}
+
+void ema_update(std::span<const EmaTensor> tensors, float one_minus_decay) {
+  for_chunks(tensors, [&](const EmaTensor& t, std::int64_t i, std::int64_t n) {
+    ema_span(one_minus_decay, t.ema + i, t.param + i, n);
   });
 }
 

@@ -13,6 +13,7 @@ namespace genai::ref {
 
 void adam_step(std::span<const AdamTensor> tensors, const detail::AdamCoeffs& k);
 void sgd_step(std::span<const SgdTensor> tensors, const detail::SgdCoeffs& k);
+void ema_update(std::span<const EmaTensor> tensors, float one_minus_decay);
 void add_penalty(Penalty penalty, const float* w, std::int64_t n, float lambda, float* value,
                  float* grad);
 void l1_proximal_step(float* w, std::int64_t n, float threshold);

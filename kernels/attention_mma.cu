@@ -45,6 +45,7 @@
 #include "kernels/attention_common.cuh"
 #include "kernels/attention_mma_layout.hpp"
 #include "kernels/common.cuh"
+#include "kernels/ptx.cuh"
 
 namespace genai::cuda {
 namespace {
@@ -64,36 +65,7 @@ constexpr int kTileN = D <= 128 ? 64 : 32;
 template <int D>
 constexpr int kSmemBytes = (kBlockM + 4 * kTileN<D>) * D * 2;
 
-// ---- PTX -------------------------------------------------------------------------------------
-
-__device__ unsigned smem_addr(const void* p) {
-  return static_cast<unsigned>(__cvta_generic_to_shared(p));
-}
-
-// 16 bytes global -> shared, asynchronously; the bytes are zeros when !valid (src-size 0).
-__device__ void cp_async_16(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-               "r"(valid ? 16 : 0));
-}
-__device__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-// Waits until at most N of this thread's committed groups are pending.
-template <int N>
-__device__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
-__device__ void ldsm_x4(unsigned (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_addr(p))
-               : "memory");
-}
-__device__ void ldsm_x4_trans(unsigned (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_addr(p))
-               : "memory");
-}
+using namespace ptx;
 
 // The dtype's mma (c += a b, 16 x 8 x 16), float -> T rounding and the pair packing of A.
 template <class T>

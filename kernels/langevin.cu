@@ -40,7 +40,7 @@ __global__ void __launch_bounds__(kThreads)
   // kRows + 1 rows of 4 units floats per path of the tile: with the extra row, thread t's
   // 16-byte store lands at 4 t (mod 32 banks), so each quarter warp's stores are conflict-free.
   __shared__ __align__(16) float stage[kThreads * 4 * (kRows + 1)];
-  const int nb = (d + 3) / 4;
+  const int nb = detail::brownian_blocks(d);
   const int units = nb < kThreads ? nb : kThreads;  // Philox blocks of a path per tile
   const int tile_paths = kThreads / units;
   const int path_stride = (kRows + 1) * 4 * units;  // floats of stage per path

@@ -104,7 +104,7 @@ __global__ void __launch_bounds__(kThreads)
       }
       __syncthreads();
     }
-    if (tid == 0) flip = v[best_idx[0]] < T(0);
+    if (tid == 0) flip = best_idx[0] < n && v[best_idx[0]] < T(0);  // n: no entry compared (NaN)
     __syncthreads();
     if (flip) {
       for (std::int64_t j = tid; j < n; j += kThreads) v[j] = -v[j];

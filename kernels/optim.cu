@@ -1,4 +1,5 @@
-// Optimizer kernels: multi-tensor Adam / AdamW / AMSGrad and SGD, penalties, the L1 proximal step.
+// Optimizer kernels: multi-tensor Adam / AdamW / AMSGrad, SGD and the weights' EMA, penalties, the
+// L1 proximal step.
 //
 // Multi-tensor apply (as PyTorch's fused optimizers): up to 64 tensors per launch, their
 // pointers and sizes in the kernel's arguments (a __grid_constant__ struct of ~3.4 KB: no
@@ -11,7 +12,8 @@
 // same bits as the CPU reference.
 //
 // Memory-bound: Adam moves 28 bytes per fp32 parameter (reads p, g, m, v; writes p, m, v;
-// AMSGrad 36), SGD with momentum 20 (reads p, g, b; writes p, b), for ~15 flops and one sqrt
+// AMSGrad 36), SGD with momentum 20 (reads p, g, b; writes p, b), the EMA 12 (reads ema, p;
+// writes ema), for ~15 flops and one sqrt
 // and one divide: the aim is >= 90% of the D2D copy bandwidth on large parameter lists.
 #include <array>
 
@@ -48,6 +50,14 @@ struct SgdUpdate {
   static constexpr unsigned kWritten = 0b101;  // param, momentum buffer
   __device__ void operator()(float (&a)[3][4], int l) const {
     detail::sgd_element(k, a[0][l], a[1][l], a[2][l]);
+  }
+};
+
+struct EmaUpdate {
+  float one_minus_decay;
+  static constexpr unsigned kWritten = 0b01;  // ema (not param)
+  __device__ void operator()(float (&a)[2][4], int l) const {
+    detail::ema_element(one_minus_decay, a[0][l], a[1][l]);
   }
 };
 
@@ -174,6 +184,15 @@ void sgd_step(const Context& ctx, std::span<const SgdTensor> tensors,
                                      k.momentum != 0.0f ? t.momentum_buffer : nullptr};
       },
       [&](std::size_t i) { return tensors[i].size; }, SgdUpdate{k});
+}
+
+void ema_update(const Context& ctx, std::span<const EmaTensor> tensors, float one_minus_decay) {
+  for_tensors<2>(
+      ctx, tensors.size(),
+      [&](std::size_t i) {
+        return std::array<float*, 2>{tensors[i].ema, const_cast<float*>(tensors[i].param)};
+      },
+      [&](std::size_t i) { return tensors[i].size; }, EmaUpdate{one_minus_decay});
 }
 
 void add_penalty(const Context& ctx, Penalty penalty, const float* w, std::int64_t n,

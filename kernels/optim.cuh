@@ -16,6 +16,7 @@ void adam_step(const Context& ctx, std::span<const AdamTensor> tensors,
                const detail::AdamCoeffs& k);
 void sgd_step(const Context& ctx, std::span<const SgdTensor> tensors,
               const detail::SgdCoeffs& k);
+void ema_update(const Context& ctx, std::span<const EmaTensor> tensors, float one_minus_decay);
 void add_penalty(const Context& ctx, Penalty penalty, const float* w, std::int64_t n,
                  float lambda, float* value, float* grad);
 void l1_proximal_step(const Context& ctx, float* w, std::int64_t n, float threshold);

@@ -17,6 +17,8 @@
 // (dx of the input layer is not computed: 6 less 2 N in_0 out_0, counted exactly below).
 // The peer (profiling/peers/nn_peers.py) runs the same model in PyTorch: eager, CUDA graphs and
 // torch.compile on the GPU, eager float32 on the CPU.
+//
+// MLP training step (below): the same forward and backward plus the MSE loss and an Adam step.
 #include <cstdint>
 #include <tuple>
 #include <vector>
@@ -170,31 +172,36 @@ void set_steps_per_second(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
-void Gpu_MlpStep(benchmark::State& state) {
-  if (!bench::require_gpu(state)) return;
+// One benchmark body for a step of the MLP on either backend: make(ctx, act, residual, N) once
+// per shape (args act, residual, N), step(inputs, N) timed, work(inputs, N) counted, steps/s.
+template <class Inputs>
+void mlp_benchmark(benchmark::State& state, bool gpu,
+                   Inputs (*make)(const genai::Context&, Activation, bool, std::int64_t),
+                   void (*step)(Inputs&, std::int64_t),
+                   bench::Work (*work)(const Inputs&, std::int64_t)) {
+  if (gpu && !bench::require_gpu(state)) return;
   bench::guarded(state, [&] {
     const Activation act = kActs[state.range(0)];
     const bool residual = state.range(1) != 0;
     const std::int64_t N = state.range(2);
-    const genai::Context& ctx = bench::gpu_context();
-    auto& m = bench::cached<MlpInputs>(std::tuple{state.range(0), residual, N},
-                                       [&] { return make_mlp(ctx, act, residual, N); });
-    bench::time_gpu(state, [&](std::int64_t) { mlp_step(m, N); }, mlp_work(m.model, N));
+    const genai::Context ctx = gpu ? bench::gpu_context() : genai::Context::cpu();
+    auto& in = bench::cached<Inputs>(std::tuple{gpu, state.range(0), residual, N},
+                                     [&] { return make(ctx, act, residual, N); });
+    if (gpu)
+      bench::time_gpu(state, [&](std::int64_t) { step(in, N); }, work(in, N));
+    else
+      bench::time_cpu(state, [&] { step(in, N); }, work(in, N));
     set_steps_per_second(state);
   });
 }
 
+bench::Work mlp_step_work(const MlpInputs& m, std::int64_t N) { return mlp_work(m.model, N); }
+
+void Gpu_MlpStep(benchmark::State& state) {
+  mlp_benchmark<MlpInputs>(state, true, make_mlp, mlp_step, mlp_step_work);
+}
 void Cpu_MlpStep(benchmark::State& state) {
-  bench::guarded(state, [&] {
-    const Activation act = kActs[state.range(0)];
-    const bool residual = state.range(1) != 0;
-    const std::int64_t N = state.range(2);
-    const genai::Context ctx = genai::Context::cpu();
-    auto& m = bench::cached<MlpInputs>(std::tuple{state.range(0), residual, N},
-                                       [&] { return make_mlp(ctx, act, residual, N); });
-    bench::time_cpu(state, [&] { mlp_step(m, N); }, mlp_work(m.model, N));
-    set_steps_per_second(state);
-  });
+  mlp_benchmark<MlpInputs>(state, false, make_mlp, mlp_step, mlp_step_work);
 }
 
 // act: index into kActs (3 gelu, 1 relu, 2 gelu_tanh).
@@ -207,5 +214,67 @@ void mlp_args(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(Gpu_MlpStep)->Apply(mlp_args)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(Cpu_MlpStep)->Apply(mlp_args)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// ---- one training step: forward, MSE loss, backward, Adam ------------------------------------
+
+// The MLP step above plus the loss against a fixed target (genai::mse_loss: the mean, its
+// gradient as dy, the loss kept on the device) and one Adam step over the flat parameter buffer
+// (one tensor, one launch; 28 bytes per parameter more). The peer: the same step in PyTorch
+// (F.mse_loss, torch.optim.Adam: eager, CUDA graph with capturable Adam, torch.compile; CPU
+// eager).
+struct MlpTrainInputs {
+  MlpInputs m;
+  genai::Buffer<float> target, grad, rows, loss, exp_avg, exp_avg_sq;
+  std::int64_t step = 0;
+};
+
+MlpTrainInputs make_mlp_train(const genai::Context& ctx, Activation act, bool residual,
+                              std::int64_t N) {
+  MlpTrainInputs s{make_mlp(ctx, act, residual, N), genai::Buffer<float>(ctx, N * 2),
+                   genai::Buffer<float>(ctx, N * 2), genai::Buffer<float>(ctx, N),
+                   genai::Buffer<float>(ctx, 1), {}, {}};
+  genai::fill_normal(ctx, s.target.data(), N * 2, {8});
+  for (auto* b : {&s.exp_avg, &s.exp_avg_sq}) {
+    *b = genai::Buffer<float>(ctx, s.m.model.flat_size());
+    b->fill_bytes(0);
+  }
+  return s;
+}
+
+void mlp_train_step(MlpTrainInputs& s, std::int64_t N) {
+  auto& m = s.m;
+  const genai::Context& ctx = m.model.context();
+  m.model.forward(m.ws, m.x.data(), m.t.data(), N, m.y.data());
+  genai::mse_loss(ctx, m.y.data(), s.target.data(), N, 2,
+                  {.loss = s.loss.data(), .row_loss = s.rows.data(), .grad = s.grad.data()});
+  m.model.backward(m.ws, s.grad.data());
+  const genai::AdamTensor p{m.model.parameters(), m.model.gradients(), s.exp_avg.data(),
+                            s.exp_avg_sq.data(), nullptr, m.model.flat_size()};
+  genai::adam_step(ctx, {&p, 1}, ++s.step, {.lr = 1e-4f});
+}
+
+bench::Work mlp_train_work(const MlpTrainInputs& s, std::int64_t N) {
+  bench::Work w = mlp_work(s.m.model, N);
+  w.bytes += 28.0 * static_cast<double>(s.m.model.flat_size()) + 4.0 * N * 2;  // Adam, the target
+  return w;
+}
+
+void Gpu_MlpTrainStep(benchmark::State& state) {
+  mlp_benchmark<MlpTrainInputs>(state, true, make_mlp_train, mlp_train_step, mlp_train_work);
+}
+void Cpu_MlpTrainStep(benchmark::State& state) {
+  mlp_benchmark<MlpTrainInputs>(state, false, make_mlp_train, mlp_train_step, mlp_train_work);
+}
+
+// gelu_tanh (the fused cuBLASLt path, genai c3's model) and tiny-diffusion's exact GELU with
+// residual blocks.
+void mlp_train_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"act", "residual", "N"});
+  b->Args({2, 0, 4096});
+  b->Args({3, 1, 4096});
+}
+
+BENCHMARK(Gpu_MlpTrainStep)->Apply(mlp_train_args)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(Cpu_MlpTrainStep)->Apply(mlp_train_args)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -22,7 +22,7 @@
 #   GENAI_BENCH_REPS    --benchmark_repetitions (default 5)
 #   GENAI_BENCH_FILTER  --benchmark_filter (default Cpu_)
 #   GENAI_PEERS         peer scripts to run (default "langevin diffusion linalg attention losses
-#                       optim nn ode")
+#                       optim nn ode train")
 #   GENAI_REPORT        report path (default profiling/results/<date>-cpu.md)
 #   GENAI_BASELINE_BENCH  another genai_bench (e.g. built from an older commit): also run on one
 #                       thread in the same session, for a before / after column
@@ -37,7 +37,7 @@ cd "$ROOT"
 BUILD="${GENAI_BUILD_DIR:-build/cpu-compare}"
 REPS="${GENAI_BENCH_REPS:-5}"
 FILTER="${GENAI_BENCH_FILTER:-Cpu_}"
-PEERS="${GENAI_PEERS:-langevin diffusion linalg attention losses optim nn ode}"
+PEERS="${GENAI_PEERS:-langevin diffusion linalg attention losses optim nn ode train}"
 REPORT="${GENAI_REPORT:-profiling/results/$(date -u +%Y-%m-%d)-cpu.md}"
 LOG="$BUILD/cpu-compare-logs"
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"

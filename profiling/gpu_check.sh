@@ -301,6 +301,7 @@ peer_headline() {
     diffusion) echo '^pytorch eager/ddpm_gmm8$' ;;
     linalg) echo '^torch\.linalg\.svd default/tall$' ;;
     attention) echo '^torch sdpa default/sdpa$' ;;
+    train) echo '^torch-eager/diffusion_train_step$' ;;
   esac
 }
 

@@ -47,21 +47,7 @@ double ce_double(const std::vector<double>& x, const std::vector<std::int64_t>& 
   return o.reduction == Reduction::Mean ? total / static_cast<double>(counted) : total;
 }
 
-// Central differences of f at x, step h per coordinate.
-std::vector<double> numeric_gradient(const std::function<double(const std::vector<double>&)>& f,
-                                     std::vector<double> x, double h = 1e-5) {
-  std::vector<double> g(x.size());
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    const double keep = x[i];
-    x[i] = keep + h;
-    const double up = f(x);
-    x[i] = keep - h;
-    const double down = f(x);
-    x[i] = keep;
-    g[i] = (up - down) / (2 * h);
-  }
-  return g;
-}
+using test::numeric_gradient;
 
 std::vector<double> widen(const std::vector<float>& v) { return {v.begin(), v.end()}; }
 

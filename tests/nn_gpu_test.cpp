@@ -9,7 +9,6 @@
 // epilogues, so those cases use the tf32 bound (3e-4), which that error fits.
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -235,15 +234,13 @@ TEST_F(NnGpu, MlpForwardBackwardMatchesReference) {
 }
 
 TEST_F(NnGpu, MlpLoadedOnTheGpuMatchesTheCpuModel) {
-  const auto dir = std::filesystem::temp_directory_path() / "genai_nn_gpu_test";
-  std::filesystem::create_directories(dir);
-  const std::string path = (dir / "mlp.safetensors").string();
+  const test::TempDir dir;
+  const std::string path = dir / "mlp.safetensors";
   Mlp cpu(Context::cpu(), {.sizes = {2, 64, 64, 2}, .activation = Activation::ReLU,
                            .time_embedding_dim = 16, .residual = true});
   cpu.init(4);
   cpu.save(path);
   Mlp gpu = Mlp::load(ctx, path);
-  std::filesystem::remove_all(dir);
   const std::int64_t N = 64;
   const auto x = test::normals(2 * N, 1), t = test::uniforms(N, 2, 0, 100);
   MlpWorkspace ws_cpu, ws_gpu;

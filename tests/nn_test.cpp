@@ -668,6 +668,46 @@ TEST_F(NnFiles, MlpSavesAndLoadsThroughSafetensors) {
             std::string::npos);
 }
 
+// Several arrays of the model's layout in one file, under prefixes (a training checkpoint's
+// weights and moving average): each loads by its prefix, the others left alone; a stray tensor
+// under a prefix is refused, and without a prefix the tensors must be the model's own names.
+TEST_F(NnFiles, MlpTensorsUnderPrefixesShareOneFile) {
+  Mlp a(kCpu, {.sizes = {2, 8, 2}, .time_embedding_dim = 4});
+  Mlp b(kCpu, a.options());
+  a.init(1);
+  b.init(2);
+  const auto flat = [](const Mlp& m) {
+    return std::vector<float>(m.parameters(), m.parameters() + m.flat_size());
+  };
+  io::Safetensors st;
+  st.metadata = a.metadata();
+  a.add_tensors(st, "model.", flat(a));
+  a.add_tensors(st, "ema.", flat(b));
+  io::write_safetensors(path("two.safetensors"), st);
+  EXPECT_EQ(flat(Mlp::load(kCpu, path("two.safetensors"), "model.")), flat(a));
+  EXPECT_EQ(flat(Mlp::load(kCpu, path("two.safetensors"), "ema.")), flat(b));
+  EXPECT_EQ(a.read_tensors(st, "ema.", "f"), flat(b));
+  const std::string all = path("two.safetensors");
+  auto message = [&](const std::string& prefix) {
+    try {
+      Mlp::load(kCpu, all, prefix);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  EXPECT_NE(message("").find("no tensor 'layers.0.weight'"), std::string::npos);
+  EXPECT_NE(message("adam.").find("no tensor 'adam.layers.0.weight'"), std::string::npos);
+  st.tensors["ema.step"] = io::Array{io::DType::F32, {1}, std::vector<std::byte>(4)};
+  io::write_safetensors(all, st);
+  EXPECT_NE(message("ema.").find("the file has 5 tensors under 'ema.', the model 4"),
+            std::string::npos);
+  EXPECT_EQ(test::error_of([&] { a.add_tensors(st, "x.", std::vector<float>(3)); }),
+            "genai::Mlp::add_tensors: argument 'flat' has 3 elements, the model's flat_size() is " +
+                std::to_string(a.flat_size()));
+  EXPECT_EQ(Mlp::options_from_metadata(a.metadata(), "f").sizes, a.options().sizes);
+}
+
 TEST_F(NnFiles, MlpLoadRejectsFilesThatAreNotItsModel) {
   Mlp m(kCpu, {.sizes = {3, 8, 2}, .activation = Activation::Tanh});
   m.init(1);

@@ -103,7 +103,9 @@ struct MlpTapeD {
   std::vector<Vec> h, z;  // per layer: its input, its pre-activation
 };
 
-inline Vec mlp_forward_d(const MlpD& m, const std::vector<float>& x, const std::vector<float>& t,
+// x in float (the library's input) or in double (an input computed by an oracle).
+template <class X>
+inline Vec mlp_forward_d(const MlpD& m, const std::vector<X>& x, const std::vector<float>& t,
                          std::int64_t N, MlpTapeD* tape = nullptr) {
   const std::int64_t xd = m.opts.sizes.front(), td = m.opts.time_embedding_dim;
   Vec h(N * (xd + td));

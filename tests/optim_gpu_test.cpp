@@ -65,6 +65,14 @@ struct Tensors {
     }
     return l;
   }
+  std::vector<EmaTensor> ema(bool on_device) {
+    std::vector<EmaTensor> l;
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+      const auto p = [&](int a) { return on_device ? dev(a, i) : host[a][i].data(); };
+      l.push_back({p(2), p(0), sizes[i]});  // the m array as the shadow weights of param
+    }
+    return l;
+  }
   std::vector<SgdTensor> sgd(bool on_device) {
     std::vector<SgdTensor> l;
     for (std::size_t i = 0; i < sizes.size(); ++i) {
@@ -134,6 +142,26 @@ TEST_F(OptimGpu, SgdMatchesReferenceBitForBit) {
     }
     t.expect_same("sgd");
   }
+}
+
+// The weights' EMA over the same tensors (diffusers' warm-up decays of steps 1..4, then 0.999)
+// and over 150 tensors (three launches).
+TEST_F(OptimGpu, EmaMatchesReferenceBitForBit) {
+  Tensors t(ctx, kSizes, kOffsets, 3500);
+  for (const float decay : {0.0f, 0.1818182f, 0.25f, 0.999f, 1.0f}) {
+    ema_update(kCpu, t.ema(false), decay);
+    ema_update(ctx, t.ema(true), decay);
+  }
+  t.expect_same("ema");
+  std::vector<std::int64_t> sizes, offsets;
+  for (int i = 0; i < 150; ++i) {
+    sizes.push_back(1 + (i * 53) % 400);
+    offsets.push_back(i % 5 == 0);
+  }
+  Tensors many(ctx, sizes, offsets, 3600);
+  ema_update(kCpu, many.ema(false), 0.99f);
+  ema_update(ctx, many.ema(true), 0.99f);
+  many.expect_same("ema, 150 tensors");
 }
 
 TEST_F(OptimGpu, PenaltiesAndProximalStepMatchReference) {

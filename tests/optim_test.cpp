@@ -1,8 +1,8 @@
 // CPU tests of the optim module: Adam's three steps by hand and against PyTorch, the first step
 // as -lr sign(g) (3.2(b)'s bias correction), the seed's MyAdam formulas (3.4), AdamW against
 // Adam with L2 (3.2), AMSGrad, many tensors in one call, SGD with momentum / dampening /
-// Nesterov against PyTorch, the schedules (3.1(c)), 3.3's penalties and the L1 proximal step,
-// bad input.
+// Nesterov against PyTorch, the weights' EMA (diffusers' EMAModel), the schedules (3.1(c)), 3.3's
+// penalties and the L1 proximal step, bad input.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -319,6 +319,57 @@ TEST(Sgd, BadArgumentsNameTheArgument) {
 }
 
 // ---- schedules (3.1(c)) ---------------------------------------------------------------------
+
+// diffusers' EMAModel.get_decay without warm-up: 0 at the first step (the shadow copies the
+// weights), (1 + s) / (10 + s) for s = step - 1 while below the cap, then the cap; min_decay
+// and update_after_step as EMAModel's.
+TEST(Ema, DecayScheduleAsDiffusers) {
+  EXPECT_EQ(ema_decay_at(1), 0.0);
+  EXPECT_DOUBLE_EQ(ema_decay_at(2), 2.0 / 11.0);
+  EXPECT_DOUBLE_EQ(ema_decay_at(100), 100.0 / 109.0);
+  EXPECT_DOUBLE_EQ(ema_decay_at(8992), double(0.999f));  // 8992 / 9001 = 0.9990001: capped
+  EXPECT_DOUBLE_EQ(ema_decay_at(8990), 8990.0 / 8999.0);  // just below the cap
+  EXPECT_DOUBLE_EQ(ema_decay_at(1000000, {.decay = 0.9999f}), double(0.9999f));
+  EXPECT_DOUBLE_EQ(ema_decay_at(3, {.min_decay = 0.5f}), 0.5);  // 3 / 12 < 0.5
+  EXPECT_EQ(ema_decay_at(5, {.update_after_step = 4}), 0.0);
+  EXPECT_DOUBLE_EQ(ema_decay_at(7, {.update_after_step = 4}), 3.0 / 12.0);
+}
+
+// ema -= (1 - decay) (ema - param): decay 0 copies the parameters, 1 keeps the shadow, and a
+// run of updates towards a fixed parameter closes the gap by decay^k (to float rounding).
+TEST(Ema, UpdateFormulaOverManyTensors) {
+  std::vector<float> p1 = {1.0f, -2.0f, 0.5f}, p2 = {3.0f}, e1 = {0.0f, 0.0f, 0.0f}, e2 = {-1.0f};
+  std::vector<EmaTensor> list = {{e1.data(), p1.data(), 3}, {e2.data(), p2.data(), 1}};
+  ema_update(kCpu, list, 0.9f);
+  // e1 = omd p1, e2 = -1 + omd (3 + 1) = -0.6, omd = 1 - decay rounded to float once.
+  const auto omd = static_cast<float>(1.0 - double(0.9f));
+  EXPECT_EQ(e1, (std::vector<float>{omd * 1.0f, -(omd * 2.0f), omd * 0.5f}));
+  EXPECT_FLOAT_EQ(e2[0], -0.6f);
+  ema_update(kCpu, list, 1.0f);
+  EXPECT_FLOAT_EQ(e2[0], -0.6f);
+  for (int k = 0; k < 50; ++k) ema_update(kCpu, list, 0.9f);
+  EXPECT_NEAR(e2[0], 3.0 - 3.6 * std::pow(0.9, 50), 1e-5);
+  ema_update(kCpu, list, 0.0f);
+  EXPECT_EQ(e1, p1);
+  EXPECT_EQ(e2, p2);
+}
+
+TEST(Ema, BadArgumentsNameTheArgument) {
+  std::vector<float> p(4, 1.0f), e(4, 0.0f);
+  const std::vector<EmaTensor> ok = {{e.data(), p.data(), 4}};
+  test::expect_argument_error([&] { ema_update(kCpu, ok, 1.5f); }, "'decay'");
+  test::expect_argument_error([&] { ema_update(kCpu, ok, NAN); }, "'decay'");
+  const std::vector<EmaTensor> same = {{p.data(), p.data(), 4}};
+  test::expect_argument_error([&] { ema_update(kCpu, same, 0.5f); }, "tensors[0].param");
+  const std::vector<EmaTensor> null = {{nullptr, p.data(), 4}};
+  test::expect_argument_error([&] { ema_update(kCpu, null, 0.5f); }, "tensors[0].ema");
+  EXPECT_EQ(e, std::vector<float>(4, 0.0f));
+  test::expect_argument_error([&] { ema_decay_at(0); }, "'step'");
+  test::expect_argument_error([&] { ema_decay_at(1, {.decay = 0.5f, .min_decay = 0.6f}); },
+                              "opts.min_decay");
+  test::expect_argument_error([&] { ema_decay_at(1, {.update_after_step = -1}); },
+                              "opts.update_after_step");
+}
 
 TEST(LrSchedule, ConstantWarmupCosineAndStepDecay) {
   EXPECT_EQ(LrSchedule::constant(0.1).lr_at(12345), 0.1);

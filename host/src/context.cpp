@@ -1,6 +1,8 @@
 // genai::Context, device discovery, and the CUDA/cuBLAS/cuSOLVER status reporting.
 #include "genai/context.hpp"
 
+#include <cstdint>
+#include <limits>
 #include <mutex>
 
 #if GENAI_WITH_CUDA
@@ -62,6 +64,18 @@ Context Context::cuda(int device, Stream stream) {
     detail::throw_argument("genai::Context::cuda", "device", "must be in [0, ", n, ") (got ",
                            device, ")");
   GENAI_CUDA_CHECK(cudaSetDevice(device));
+  // Buffers come from the device's stream-ordered pool (cudaMallocAsync). With its default
+  // release threshold of 0 every synchronisation hands freed blocks back to the driver, and the
+  // next call's scratch buffers pay for fresh allocations; keep them cached instead (as the
+  // caching allocators of PyTorch and CuPy do), unless the application set a threshold itself.
+  cudaMemPool_t pool = nullptr;
+  GENAI_CUDA_CHECK(cudaDeviceGetMemPool(&pool, device));
+  std::uint64_t threshold = 0;
+  GENAI_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+  if (threshold == 0) {
+    threshold = std::numeric_limits<std::uint64_t>::max();
+    GENAI_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+  }
   return Context(Device::CUDA, device, stream);
 }
 

@@ -234,6 +234,60 @@ void sample(const Context& ctx, const NoiseSchedule& s, const Model& model, std:
   detail::check_samples(fn, ctx, x, n, d, o, N);
 }
 
+void sample_annealed_langevin(const Context& ctx, const NoiseSchedule& s, const Model& model,
+                              std::int64_t n, std::int64_t d, float* x,
+                              const AnnealedLangevinOptions& o) {
+  constexpr const char* fn = "genai::sample_annealed_langevin";
+  GENAI_NVTX_RANGE(fn);
+  if (!model) throw_argument(fn, "model", "must not be empty");
+  require_shape(fn, n, d);
+  detail::require_at_least(fn, "opts.steps_per_level", o.steps_per_level, 1);
+  if (!(std::isfinite(o.step_scale) && o.step_scale > 0 && o.step_scale < 2))
+    throw_argument(fn, "opts.step_scale", "must be in (0, 2) (got ", o.step_scale, ")");
+  if (!(std::isfinite(o.step_size) && o.step_size >= 0))
+    throw_argument(fn, "opts.step_size", "must be finite and >= 0 (got ", o.step_size, ")");
+  SamplerOptions levels{.num_inference_steps = o.num_levels,
+                        .timestep_spacing = o.timestep_spacing,
+                        .timesteps = o.timesteps,
+                        .step = {.prediction_type = o.prediction_type}};
+  const auto ts = sampler_timesteps(s, levels);
+  const std::int64_t T = s.num_train_timesteps();
+  const auto total = static_cast<double>(ts.size()) * static_cast<double>(o.steps_per_level);
+  if (static_cast<double>(T) + 1 + total > 4294967295.0)
+    throw_argument(fn, "opts.steps_per_level", "gives ", total, " Langevin steps: past the 2^32 "
+                   "Philox steps after T + 1 = ", T + 1);
+  if (n > 0) detail::require_not_null(fn, "x", x);
+  if (n == 0) return;
+  if (o.draw_initial_noise) draw_initial(ctx, n, d, o.seed, static_cast<std::uint32_t>(T), x);
+  Buffer<float> m(ctx, static_cast<std::size_t>(n * d));
+  const auto& ab = s.alphas_cumprod();
+  auto step = static_cast<std::uint32_t>(T + 1);
+  for (std::size_t l = 0; l < ts.size(); ++l) {
+    const std::int64_t t = ts[l];
+    if (l > 0)  // xbar carried over: x scaled by sqrt(ab_t / ab_t')
+      affine(ctx, {.b = static_cast<float>(std::sqrt(ab[t] / ab[ts[l - 1]]))}, x, x, n, d, o.seed,
+             step, 0, x);
+    const double sb = std::sqrt(1 - ab[t]);
+    const double h = o.step_size > 0 ? o.step_size : o.step_scale * (1 - ab[t]);
+    detail::StepCoeffs k = detail::epsilon_coeffs(s, o.prediction_type, t);
+    k.b = 1;
+    k.c = static_cast<float>(-h / sb);  // h score = -(h / sb) eps
+    k.sigma = static_cast<float>(std::sqrt(2 * h));
+    for (std::int64_t i = 0; i < o.steps_per_level; ++i, ++step) {
+      model(ctx, t, x, n, d, m.data());
+      affine(ctx, k, x, m.data(), n, d, o.seed, step, 0, x);
+    }
+  }
+  if (!o.check_divergence) return;
+  const detail::NonFiniteRows bad = detail::non_finite_rows(ctx, x, n, d);
+  if (bad.count > 0)
+    throw DivergenceError(detail::concat(fn, ": ", bad.count, " of ", n, " samples are not finite "
+                                         "after ", ts.size(), " levels of ", o.steps_per_level,
+                                         " steps (first: sample ", bad.first, "); h_t = ",
+                                         o.step_size > 0 ? "step_size" : "step_scale (1 - ab_t)",
+                                         " too large for the model's score?"));
+}
+
 // ---- loss ----------------------------------------------------------------------------------
 
 void eps_mse_loss(const Context& ctx, const float* prediction, const float* target,

@@ -125,6 +125,9 @@ void Mlp::forward(MlpWorkspace& ws, const float* x, const float* t, std::int64_t
     ws.scratch_.fill_bytes(0);  // the accumulation scratch's padding stays 0
     if (gpu) {
       ws.mask_ = Buffer<std::uint32_t>(ctx_, std::max<std::int64_t>(mask, 1));
+      // cuBLASLt's split-K reduction reads mask bytes back before it writes them
+      // (compute-sanitizer initcheck on an H100): they start defined.
+      ws.mask_.fill_bytes(0);
 #if GENAI_WITH_CUDA
       ws.blas_ = Buffer<std::byte>(ctx_, cuda::kGemmWorkspaceBytes);
       ws.gemm_cache_ = cuda::make_gemm_cache();
@@ -252,45 +255,55 @@ void Mlp::backward(MlpWorkspace& ws, const float* dy, float* dx, bool accumulate
   if (accumulate) detail::run_add_into(ctx_, grads_.data(), grads, flat_size());
 }
 
-void Mlp::save(const std::string& path, const std::map<std::string, std::string>& metadata) const {
-  constexpr const char* fn = "genai::Mlp::save";
-  GENAI_NVTX_RANGE(fn);
-  io::Safetensors st;
-  st.metadata = {{"format", kFormat},
-                 {"sizes", join(opts_.sizes)},
-                 {"activation", to_string(opts_.activation)},
-                 {"time_embedding_dim", std::to_string(opts_.time_embedding_dim)},
-                 {"flip_sin_to_cos", opts_.time_embedding.flip_sin_to_cos ? "true" : "false"},
-                 {"downscale_freq_shift", detail::concat(opts_.time_embedding.downscale_freq_shift)},
-                 {"max_period", detail::concat(opts_.time_embedding.max_period)},
-                 {"scale", detail::concat(opts_.time_embedding.scale)},
-                 {"residual", opts_.residual ? "true" : "false"}};
-  for (const auto& [k, v] : metadata)
-    if (!st.metadata.emplace(k, v).second)
-      detail::throw_argument(fn, "metadata", "key '", k, "' is one the model writes itself");
-  const std::vector<float> host = params_.to_host();
+std::map<std::string, std::string> Mlp::metadata() const {
+  return {{"format", kFormat},
+          {"sizes", join(opts_.sizes)},
+          {"activation", to_string(opts_.activation)},
+          {"time_embedding_dim", std::to_string(opts_.time_embedding_dim)},
+          {"flip_sin_to_cos", opts_.time_embedding.flip_sin_to_cos ? "true" : "false"},
+          {"downscale_freq_shift", detail::concat(opts_.time_embedding.downscale_freq_shift)},
+          {"max_period", detail::concat(opts_.time_embedding.max_period)},
+          {"scale", detail::concat(opts_.time_embedding.scale)},
+          {"residual", opts_.residual ? "true" : "false"}};
+}
+
+void Mlp::add_tensors(io::Safetensors& st, const std::string& prefix,
+                      const std::vector<float>& flat) const {
+  if (static_cast<std::int64_t>(flat.size()) != flat_size())
+    detail::throw_argument("genai::Mlp::add_tensors", "flat", "has ", flat.size(),
+                           " elements, the model's flat_size() is ", flat_size());
   for (int l = 0; l < layers(); ++l) {
     const LayerInfo& i = info_[l];
-    const std::string layer = "layers." + std::to_string(l);
+    const std::string layer = prefix + "layers." + std::to_string(l);
     auto tensor = [&](std::int64_t offset, std::vector<std::int64_t> shape, std::int64_t n) {
-      const auto* b = reinterpret_cast<const std::byte*>(host.data() + offset);
+      const auto* b = reinterpret_cast<const std::byte*>(flat.data() + offset);
       return io::Array{io::DType::F32, std::move(shape), {b, b + n * sizeof(float)}};
     };
     st.tensors[layer + ".weight"] = tensor(i.w_offset, {i.out, i.in}, i.out * i.in);
     st.tensors[layer + ".bias"] = tensor(i.b_offset, {i.out}, i.out);
   }
+}
+
+void Mlp::save(const std::string& path, const std::map<std::string, std::string>& metadata) const {
+  constexpr const char* fn = "genai::Mlp::save";
+  GENAI_NVTX_RANGE(fn);
+  io::Safetensors st;
+  st.metadata = this->metadata();
+  for (const auto& [k, v] : metadata)
+    if (!st.metadata.emplace(k, v).second)
+      detail::throw_argument(fn, "metadata", "key '", k, "' is one the model writes itself");
+  add_tensors(st, "", params_.to_host());
   io::write_safetensors(path, st);
 }
 
-Mlp Mlp::load(const Context& ctx, const std::string& path) {
-  GENAI_NVTX_RANGE("genai::Mlp::load");
-  const io::Safetensors st = io::read_safetensors(path);
+MlpOptions Mlp::options_from_metadata(const std::map<std::string, std::string>& metadata,
+                                      const std::string& file) {
   auto fail = [&](const std::string& what) -> Error {
-    return Error("genai::Mlp::load: " + path + ": " + what);
+    return Error("genai::Mlp::load: " + file + ": " + what);
   };
   auto meta = [&](const char* key) {
-    const auto it = st.metadata.find(key);
-    if (it == st.metadata.end()) throw fail(std::string("metadata has no '") + key + "'");
+    const auto it = metadata.find(key);
+    if (it == metadata.end()) throw fail(std::string("metadata has no '") + key + "'");
     return it->second;
   };
   auto flag = [&](const char* key) {
@@ -339,39 +352,57 @@ Mlp Mlp::load(const Context& ctx, const std::string& path) {
   o.time_embedding.max_period = static_cast<float>(number("max_period"));
   o.time_embedding.scale = static_cast<float>(number("scale"));
   o.residual = flag("residual");
-  std::vector<float> host;
-  std::vector<std::pair<std::int64_t, const io::Array*>> tensors;
-  std::int64_t flat = 0;
-  {
-    // Validate against a CPU model of these options first: nothing is allocated on ctx before
-    // the file has passed every check.
-    Mlp probe = [&] {
-      try {
-        return Mlp(Context::cpu(), o);
-      } catch (const ArgumentError& e) {
-        throw fail(std::string("the options in the metadata are not a valid model: ") + e.what());
-      }
-    }();
-    for (const MlpParam& p : probe.parameter_list()) {
-      const auto it = st.tensors.find(p.name);
-      if (it == st.tensors.end()) throw fail("no tensor '" + p.name + "'");
-      const io::Array& a = it->second;
-      if (a.dtype != io::DType::F32)
-        throw fail("tensor '" + p.name + "' has dtype " + io::safetensors_dtype(a.dtype) +
-                   ", the model needs F32");
-      if (a.shape != p.shape)
-        throw fail("tensor '" + p.name + "' has shape " + join(a.shape) + ", the model needs " +
-                   join(p.shape));
-      tensors.emplace_back(p.offset, &a);
-    }
-    if (st.tensors.size() != tensors.size())
-      throw fail("the file has " + std::to_string(st.tensors.size()) + " tensors, the model " +
-                 std::to_string(tensors.size()));
-    flat = probe.flat_size();
+  // Validate against a CPU model of these options (no device memory yet).
+  try {
+    Mlp probe(Context::cpu(), o);
+  } catch (const ArgumentError& e) {
+    throw fail(std::string("the options in the metadata are not a valid model: ") + e.what());
   }
-  host.assign(flat, 0.0f);
-  for (const auto& [offset, a] : tensors)
-    std::memcpy(host.data() + offset, a->bytes.data(), a->bytes.size());
+  return o;
+}
+
+std::vector<float> Mlp::read_tensors(const io::Safetensors& st, const std::string& prefix,
+                                     const std::string& file) const {
+  auto fail = [&](const std::string& what) -> Error {
+    return Error("genai::Mlp::load: " + file + ": " + what);
+  };
+  std::vector<float> flat(flat_size(), 0.0f);
+  std::size_t found = 0;
+  auto take = [&](const std::string& name, std::int64_t offset,
+                  const std::vector<std::int64_t>& shape) {
+    const auto it = st.tensors.find(name);
+    if (it == st.tensors.end()) throw fail("no tensor '" + name + "'");
+    const io::Array& a = it->second;
+    if (a.dtype != io::DType::F32)
+      throw fail("tensor '" + name + "' has dtype " + io::safetensors_dtype(a.dtype) +
+                 ", the model needs F32");
+    if (a.shape != shape)
+      throw fail("tensor '" + name + "' has shape " + join(a.shape) + ", the model needs " +
+                 join(shape));
+    std::memcpy(flat.data() + offset, a.bytes.data(), a.bytes.size());
+    ++found;
+  };
+  for (int l = 0; l < layers(); ++l) {
+    const LayerInfo& i = info_[l];
+    const std::string layer = prefix + "layers." + std::to_string(l);
+    take(layer + ".weight", i.w_offset, {i.out, i.in});
+    take(layer + ".bias", i.b_offset, {i.out});
+  }
+  std::size_t under = 0;
+  for (const auto& [name, a] : st.tensors) under += name.starts_with(prefix) ? 1 : 0;
+  if (under != found)
+    throw fail("the file has " + std::to_string(under) + " tensors" +
+               (prefix.empty() ? "" : " under '" + prefix + "'") + ", the model " +
+               std::to_string(found));
+  return flat;
+}
+
+Mlp Mlp::load(const Context& ctx, const std::string& path, const std::string& prefix) {
+  GENAI_NVTX_RANGE("genai::Mlp::load");
+  const io::Safetensors st = io::read_safetensors(path);
+  const MlpOptions o = options_from_metadata(st.metadata, path);
+  // Every check on the host before anything is allocated on ctx.
+  const std::vector<float> host = Mlp(Context::cpu(), o).read_tensors(st, prefix, path);
   Mlp m(ctx, o);
   m.params_.copy_from_host(host);
   return m;

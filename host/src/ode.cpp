@@ -271,6 +271,7 @@ OdeDeviceRun prepare_ode_device(const char* fn, const Context& ctx, float* y, st
   OdeDeviceRun run;
   run.t_eval = Buffer<double>(ctx, std::span<const double>(o.t_eval));
   run.rows = Buffer<OdeRow<float>>(ctx, static_cast<std::size_t>(batch));
+  run.rows.fill_bytes(0);  // the kernels assign members, not OdeRow<float>'s padding: copied back
   run.setup = make_ode_setup<float>(batch, d, t0, t1, o, run.t_eval.data(), trajectory);
   run.counts = o.counts;
   return run;

@@ -1,6 +1,7 @@
 // genai optim module: argument checks, then the CPU reference or the kernels; the schedules.
 #include "genai/optim.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 #include <string>
@@ -96,6 +97,32 @@ void sgd_step(const Context& ctx, std::span<const SgdTensor> tensors, std::int64
 #endif
   (void)ctx;
   ref::sgd_step(tensors, k);
+}
+
+double ema_decay_at(std::int64_t step, const EmaOptions& o) {
+  constexpr const char* fn = "genai::ema_decay_at";
+  detail::require_at_least(fn, "step", step, 1);
+  require_in(fn, "opts.decay", o.decay, 0.0, 1.0, false);
+  require_in(fn, "opts.min_decay", o.min_decay, 0.0, o.decay, false);
+  detail::require_at_least(fn, "opts.update_after_step", o.update_after_step, 0);
+  const std::int64_t s = step - o.update_after_step - 1;
+  if (s <= 0) return 0.0;
+  const double warm = (1.0 + static_cast<double>(s)) / (10.0 + static_cast<double>(s));
+  return std::max(static_cast<double>(o.min_decay), std::min(static_cast<double>(o.decay), warm));
+}
+
+void ema_update(const Context& ctx, std::span<const EmaTensor> tensors, float decay) {
+  constexpr const char* fn = "genai::ema_update";
+  GENAI_NVTX_RANGE(fn);
+  require_in(fn, "decay", decay, 0.0, 1.0, false);
+  for (std::size_t i = 0; i < tensors.size(); ++i)
+    require_tensor(fn, i, tensors[i].size, {{"ema", tensors[i].ema}, {"param", tensors[i].param}});
+  const float omd = static_cast<float>(1.0 - static_cast<double>(decay));
+#if GENAI_WITH_CUDA
+  if (ctx.is_cuda()) return cuda::ema_update(ctx, tensors, omd);
+#endif
+  (void)ctx;
+  ref::ema_update(tensors, omd);
 }
 
 // ---- schedules -------------------------------------------------------------------------------

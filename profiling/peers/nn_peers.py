@@ -12,6 +12,10 @@ GPU (--device cuda): PyTorch eager; the same step captured in a CUDA graph (stat
 grads written in place); torch.compile(mode="max-autotune-no-cudagraphs") of the model.
 CPU (--device cpu): PyTorch eager (threads: --threads, else the library's own).
 
+MLP training step (Gpu_MlpTrainStep / Cpu_MlpTrainStep): the same model's forward, F.mse_loss
+against a fixed target, backward and torch.optim.Adam; gelu_tanh and tiny-diffusion's residual
+GELU; eager, the whole step (Adam capturable) in a CUDA graph, torch.compile of the model.
+
 Linear layer (Gpu_Linear / Cpu_Linear): torch.nn.functional.linear (+ relu / gelu tanh) at
 16384 x 4096 x 4096 and 4096 x 1024 x 1024 on the GPU (TF32 off, as ours), 4096 x 512 x 512 on
 the CPU; its backward (dx, dW, db) by autograd; FLOP/s.
@@ -66,69 +70,112 @@ def build(torch, act, residual, t_dim=128, sizes=(2, 128, 128, 128, 2)):
     return Mlp()
 
 
-def timing_suffix(device):
-    """genai_bench's run-name suffix: its GPU cases time manually, its CPU cases in real time."""
-    return "/manual_time" if device == "cuda" else "/real_time"
-
-
 def mlp_flop(n, t_dim=128, sizes=(2, 128, 128, 128, 2)):
     ins = [sizes[0] + t_dim] + list(sizes[1:-1])
     macs = sum(i * o for i, o in zip(ins, sizes[1:]))
     return 2.0 * n * (3 * macs - ins[0] * sizes[1])
 
 
+def mlp_case(torch, kind, act_i, residual, n, device):
+    """genai_bench's name of the case, its shape column, and its inputs x, t and a third
+    [n x 2] tensor (dy, or the target)."""
+    ours = (f"{'Gpu' if device == 'cuda' else 'Cpu'}_{kind}/act:{act_i}/residual:{int(residual)}"
+            f"/N:{n}/{'manual_time' if device == 'cuda' else 'real_time'}")
+    shape = f"{n}, {ACTS[act_i]}{' res' if residual else ''}"
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 2, generator=g).to(device)
+    t = (torch.rand(n, generator=g) * 1000).to(device)
+    third = torch.randn(n, 2, generator=g).to(device)
+    return ours, shape, (x, t, third)
+
+
+def record_variants(run, case, shape, ours, variants, timer, work=1.0, unit="steps/s",
+                    extra=None):
+    """Times each (peer, make) of `variants` -- make() builds the no-argument step -- and records
+    work / seconds in `unit`; a variant that fails to build or run is recorded as skipped."""
+    for peer, make in variants:
+        if not run.wanted(peer, case):
+            continue
+        try:
+            fn = make()
+            secs, reps = timer(fn)
+            run.record(peer, case, shape, secs, work, unit, ours=ours, repeats=reps, extra=extra)
+        except Exception as e:
+            run.skip(peer, case, shape, common.error_text(e), ours)
+
+
 def mlp_cases(torch, run, device, n, timer):
     for act_i, residual in ((3, True), (1, False), (2, False)):
-        act = ACTS[act_i]
-        ours = (f"{'Gpu' if device == 'cuda' else 'Cpu'}_MlpStep/act:{act_i}/residual:{int(residual)}"
-                f"/N:{n}{timing_suffix(device)}")
-        shape = f"{n}, {act}{' res' if residual else ''}"
-        g = torch.Generator().manual_seed(0)
-        x = torch.randn(n, 2, generator=g).to(device)
-        t = (torch.rand(n, generator=g) * 1000).to(device)
-        dy = torch.randn(n, 2, generator=g).to(device)
-        model = build(torch, act, residual).to(device)
+        ours, shape, (x, t, dy) = mlp_case(torch, "MlpStep", act_i, residual, n, device)
+        model = build(torch, ACTS[act_i], residual).to(device)
 
         def step(m=model):
             for p in m.parameters():
                 p.grad = None
             m(x, t).backward(dy)
 
-        variants = [("torch-eager", step)]
+        variants = [("torch-eager", lambda: step)]
         if device == "cuda":
-            variants.append(("torch-cudagraph", cuda_graph_step(torch, model, x, t, dy)))
-            try:
-                compiled = torch.compile(model, mode="max-autotune-no-cudagraphs")
-                variants.append(("torch-compile", lambda: step(compiled)))
-            except Exception as e:  # an old torch without compile
-                run.skip("torch-compile", "mlp_step", shape, f"{type(e).__name__}: {e}", ours)
-        for peer, fn in variants:
-            if not run.wanted(peer, "mlp_step"):
-                continue
-            try:
-                secs, reps = timer(fn)
-                run.record(peer, "mlp_step", shape, secs, 1.0, "steps/s", ours=ours, repeats=reps,
-                           extra={"flop": mlp_flop(n)})
-            except Exception as e:
-                run.skip(peer, "mlp_step", shape, f"{type(e).__name__}: {e}", ours)
+            variants.append(("torch-cudagraph", lambda: cuda_graph_step(torch, model, x, t, dy)))
+            variants.append(("torch-compile", lambda: (
+                lambda c=torch.compile(model, mode="max-autotune-no-cudagraphs"): step(c))))
+        record_variants(run, "mlp_step", shape, ours, variants, timer, extra={"flop": mlp_flop(n)})
+
+
+def capture_step(torch, step):
+    """`step` (static tensors, no host sync) as one CUDA graph replay: warmed up on a side
+    stream as the CUDA graphs docs ask, then captured."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(s)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph.replay
+
+
+def mlp_train_cases(torch, run, device, n, timer):
+    """One training step (Gpu_MlpTrainStep / Cpu_MlpTrainStep): forward, F.mse_loss against a
+    fixed target, backward, torch.optim.Adam (lr 1e-4; the default foreach implementation
+    eager, capturable=True in the CUDA graph)."""
+    F = torch.nn.functional
+    for act_i, residual in ((2, False), (3, True)):
+        ours, shape, (x, t, target) = mlp_case(torch, "MlpTrainStep", act_i, residual, n, device)
+
+        def make(capturable=False, compiled=False, act=ACTS[act_i], residual=residual):
+            model = build(torch, act, residual).to(device)
+            opt = torch.optim.Adam(model.parameters(), lr=1e-4, capturable=capturable)
+            fwd = torch.compile(model, mode="max-autotune-no-cudagraphs") if compiled else model
+
+            def step():
+                opt.zero_grad(set_to_none=not capturable)
+                F.mse_loss(fwd(x, t), target).backward()
+                opt.step()
+            return step
+
+        variants = [("torch-eager", make)]
+        if device == "cuda":
+            variants.append(("torch-cudagraph", lambda: capture_step(torch, make(capturable=True))))
+            variants.append(("torch-compile", lambda: make(compiled=True)))
+        record_variants(run, "mlp_train_step", shape, ours, variants, timer,
+                        extra={"flop": mlp_flop(n)})
 
 
 def cuda_graph_step(torch, model, x, t, dy):
     """The step as one CUDA graph replay: gradients accumulate into static .grad tensors, which
     the graph zeroes first (as set_to_none would, without reallocating)."""
     params = list(model.parameters())
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(3):  # warm-up on a side stream, as the CUDA graphs docs ask
-            model(x, t).backward(dy)
-    torch.cuda.current_stream().wait_stream(s)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+
+    def step():
         for p in params:
-            p.grad.zero_()
+            if p.grad is not None:
+                p.grad.zero_()
         model(x, t).backward(dy)
-    return graph.replay
+
+    return capture_step(torch, step)
 
 
 def linear_cases(torch, run, device, shapes, timer):
@@ -141,8 +188,8 @@ def linear_cases(torch, run, device, shapes, timer):
         acts = (0, 1, 2) if device == "cuda" else (0, 1)
         for a in acts:
             f = {0: lambda z: z, 1: F.relu, 2: lambda z: F.gelu(z, approximate="tanh")}[a]
-            ours = (f"{'Gpu' if device == 'cuda' else 'Cpu'}_Linear/forward/N:{n}/in:{i}/out:{o}"
-                    f"/act:{a}{timing_suffix(device)}")
+            ours = (f"{'Gpu' if device == 'cuda' else 'Cpu'}_Linear/forward/N:{n}/in:{i}/out:{o}/act:{a}"
+                    f"/{'manual_time' if device == 'cuda' else 'real_time'}")
             shape = f"{n}x{i}x{o}"
             if run.wanted("torch", f"linear_forward_{a}"):
                 with torch.no_grad():
@@ -150,8 +197,8 @@ def linear_cases(torch, run, device, shapes, timer):
                 run.record("torch", f"linear_forward_act{a}", shape, secs, 2.0 * n * i * o,
                            "FLOP/s", ours=ours, repeats=reps)
         xg = x.clone().requires_grad_(True)
-        ours = (f"{'Gpu' if device == 'cuda' else 'Cpu'}_Linear/backward/N:{n}/in:{i}/out:{o}"
-                f"/act:0{timing_suffix(device)}")
+        ours = (f"{'Gpu' if device == 'cuda' else 'Cpu'}_Linear/backward/N:{n}/in:{i}/out:{o}/act:0"
+                f"/{'manual_time' if device == 'cuda' else 'real_time'}")
         y = F.linear(xg, lin.weight, lin.bias)
 
         def backward():
@@ -220,6 +267,7 @@ def main():
                                           run.budget)
 
         mlp_cases(torch, run, "cuda", n, timer)
+        mlp_train_cases(torch, run, "cuda", n, timer)
         shapes = [(1024, 512, 512)] if args.quick else [(16384, 4096, 4096), (4096, 1024, 1024)]
         linear_cases(torch, run, "cuda", shapes, timer)
     else:
@@ -227,6 +275,7 @@ def main():
             return common.time_cpu(lambda i: fn(), run.warmup, run.repeats, run.budget)
 
         mlp_cases(torch, run, "cpu", n, timer)
+        mlp_train_cases(torch, run, "cpu", n, timer)
         linear_cases(torch, run, "cpu", [(1024, 256, 256)] if args.quick else [(4096, 512, 512)],
                      timer)
     return run.finish(f"nn peers ({args.device}{', quick' if args.quick else ''})")

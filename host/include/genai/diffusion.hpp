@@ -187,6 +187,44 @@ std::int64_t intermediate_count(const NoiseSchedule& schedule, const SamplerOpti
 void sample(const Context& ctx, const NoiseSchedule& schedule, const Model& model,
             std::int64_t n, std::int64_t d, float* x, const SamplerOptions& opts = {});
 
+// ---- annealed Langevin on the schedule's noise levels (challenge C2) --------------------------
+
+// Song & Ermon's annealed Langevin dynamics (NCSN) with a diffusion model's score at the
+// schedule's own noise levels, so that it and the reverse diffusion can be compared on one
+// model ("diffusion = annealed Langevin"). The levels are timesteps t_0 > t_1 > ... (the samplers'
+// inference timesteps); level t targets the noised marginal p_t, whose score is
+// -eps(x, t) / sqrt(1 - ab_t) (eps from the model's prediction of any prediction_type). In the
+// variance-exploding view xbar = x / sqrt(ab_t), sigma_t^2 = (1 - ab_t) / ab_t, the chains carry
+// xbar from level to level (NCSN); in x, entering level t from level t' rescales the state by
+// sqrt(ab_t / ab_t'). Then steps_per_level ULA steps
+//   x <- x + h_t score_t(x) + sqrt(2 h_t) z,   h_t = step_scale (1 - ab_t)
+// (NCSN's alpha_i = eps sigma_i^2 / sigma_L^2 in xbar is this step with step_scale =
+// eps / (2 sigma_L^2); h_t is at most step_scale times p_t's smallest variance, so any
+// step_scale < 2 is stable on Gaussian data), or, with step_size > 0, h_t = step_size at every
+// level (plain ULA, e.g. on one level). Score evaluations: n x levels x steps_per_level.
+// Noise: Philox stream diffusion_sampler, step T + 1 + i for the i-th Langevin step of the run
+// (the initial x_T at step T, as sample()), blocks as the other samplers.
+struct AnnealedLangevinOptions {
+  std::int64_t num_levels = 100;  // levels from inference_timesteps(T, num_levels, spacing)
+  TimestepSpacing timestep_spacing = TimestepSpacing::Leading;
+  std::vector<std::int64_t> timesteps = {};  // custom levels, strictly descending; override
+  // The defaults, on the mixtures here with 100 levels: TV of the mode weights at the sampling
+  // noise of 10^4 samples, as DDPM's. A larger step_scale mixes faster but ULA's O(h) bias
+  // shifts the weights (two_modes, 100 levels: TV 0.004 at 0.2 x 10 steps, 0.02 at 0.5 x 3,
+  // 0.07 at 1.0 x 3).
+  std::int64_t steps_per_level = 10;         // >= 1
+  double step_scale = 0.2;                   // in (0, 2)
+  double step_size = 0;                      // > 0: this h at every level instead
+  PredictionType prediction_type = PredictionType::Epsilon;
+  std::uint64_t seed = 0;
+  bool draw_initial_noise = true;  // x ~ N(0, I) first; false: x holds the start
+  bool check_divergence = true;    // as SamplerOptions::check_divergence
+};
+
+void sample_annealed_langevin(const Context& ctx, const NoiseSchedule& schedule, const Model& model,
+                              std::int64_t n, std::int64_t d, float* x,
+                              const AnnealedLangevinOptions& opts = {});
+
 // ---- loss (9.2b) ------------------------------------------------------------------------------
 
 // Denoising score matching as epsilon-MSE: row_loss[r] = (1/d) sum_j (pred - target)^2, the

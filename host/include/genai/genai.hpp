@@ -2,9 +2,11 @@
 #pragma once
 
 #include "genai/attention.hpp"
+#include "genai/autoencoder.hpp"
 #include "genai/buffer.hpp"
 #include "genai/config.hpp"
 #include "genai/context.hpp"
+#include "genai/conv.hpp"
 #include "genai/diffusion.hpp"
 #include "genai/dtype.hpp"
 #include "genai/error.hpp"
@@ -14,7 +16,10 @@
 #include "genai/langevin.hpp"
 #include "genai/linalg.hpp"
 #include "genai/losses.hpp"
+#include "genai/metrics.hpp"
+#include "genai/neural_ode.hpp"
 #include "genai/nn.hpp"
 #include "genai/ode.hpp"
 #include "genai/optim.hpp"
 #include "genai/rng.hpp"
+#include "genai/train.hpp"

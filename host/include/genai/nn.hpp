@@ -31,6 +31,10 @@
 
 namespace genai {
 
+namespace io {
+struct Safetensors;
+}
+
 // "none", "relu", "silu", "gelu_tanh", "gelu", "sigmoid", "tanh" (PyTorch's names, lower case).
 std::string to_string(Activation a);
 // The inverse of to_string; an unknown name is an ArgumentError listing the known ones.
@@ -194,13 +198,33 @@ class Mlp {
   void backward(MlpWorkspace& ws, const float* dy, float* dx = nullptr, bool accumulate = false);
 
   // safetensors: one F32 tensor per parameter (names and shapes of parameter_list()), the
-  // options in the metadata (format = "genai.mlp", sizes, activation, time_embedding_dim, the
-  // embedding options, residual) plus `metadata`. PyTorch reads it with
+  // options in the metadata (metadata(): format = "genai.mlp", sizes, activation,
+  // time_embedding_dim, the embedding options, residual) plus `metadata`. PyTorch reads it with
   // safetensors.torch.load_file.
   void save(const std::string& path, const std::map<std::string, std::string>& metadata = {}) const;
   // A model from a file save() wrote (its options from the metadata); a missing, extra or
   // misshapen tensor, a dtype other than F32 or bad metadata is a genai::Error naming the file.
-  static Mlp load(const Context& ctx, const std::string& path);
+  // With a prefix, the tensors are "<prefix>layers.<i>.weight" / ".bias" and tensors whose names
+  // do not start with the prefix are left alone: one file can hold several arrays of the
+  // model's layout (a training checkpoint: "model.", "ema.", the optimizer's moments).
+  static Mlp load(const Context& ctx, const std::string& path, const std::string& prefix = "");
+
+  // The pieces of save / load, for files holding more than the weights.
+  // The options as save() writes them into the metadata.
+  std::map<std::string, std::string> metadata() const;
+  // The options stored by metadata(), checked to make a valid model; a genai::Error naming
+  // `file` otherwise.
+  static MlpOptions options_from_metadata(const std::map<std::string, std::string>& metadata,
+                                          const std::string& file);
+  // Adds to st one F32 tensor per parameter, "<prefix>layers.<i>.weight" / ".bias", from `flat`:
+  // flat_size() host values laid out as parameters() (the weights, or an optimizer state or a
+  // moving average of the same layout).
+  void add_tensors(io::Safetensors& st, const std::string& prefix,
+                   const std::vector<float>& flat) const;
+  // The inverse: flat_size() host values (padding 0) from st's tensors under `prefix`, checked
+  // as load() checks them (errors name `file`).
+  std::vector<float> read_tensors(const io::Safetensors& st, const std::string& prefix,
+                                  const std::string& file) const;
 
  private:
   struct LayerInfo {

@@ -1,6 +1,7 @@
 // Optimizers (problem set 3.1-3.4): Adam / AdamW (optional AMSGrad) and SGD with momentum or
 // Nesterov, each updating a whole list of parameter tensors in one call (one kernel launch per
-// 64 tensors on a CUDA context, as PyTorch's fused / foreach optimizers); learning-rate schedules
+// 64 tensors on a CUDA context, as PyTorch's fused / foreach optimizers); the exponential moving
+// average of the weights (diffusers' EMAModel), one launch likewise; learning-rate schedules
 // (constant, linear warmup + cosine decay, step decay); L1 / L2 penalties and their
 // (sub)gradients, and the L1 proximal step that sets small weights to exactly 0 (3.3).
 //
@@ -56,6 +57,35 @@ struct AdamTensor {
 // = MyAdam's p -= lr m_hat / (sqrt(v_hat) + eps), m_hat = m / bc1, v_hat = v / bc2 (3.4).
 void adam_step(const Context& ctx, std::span<const AdamTensor> tensors, std::int64_t step,
                const AdamOptions& opts = {});
+
+// ---- exponential moving average of the weights ---------------------------------------------
+
+// diffusers' EMAModel (training/training_utils.py): the shadow weights follow the parameters as
+//   ema -= (1 - decay) (ema - param)   (= decay ema + (1 - decay) param, one rounding less),
+// with the decay of optimizer step t (the optimizer's counter, 1 after the first update):
+//   s = t - update_after_step - 1;  decay_t = 0 for s <= 0 (the shadow copies the weights), else
+//   decay_t = max(min_decay, min(decay, (1 + s) / (10 + s)))
+// (EMAModel without use_ema_warmup; its default decay is 0.9999, ours 0.999, which suits the
+// few thousand steps of the small models here).
+struct EmaOptions {
+  float decay = 0.999f;                // in [0, 1]
+  float min_decay = 0.0f;              // in [0, decay]
+  std::int64_t update_after_step = 0;  // >= 0
+};
+
+// decay_t above (in double; ema_update rounds it to float).
+double ema_decay_at(std::int64_t step, const EmaOptions& opts = {});
+
+struct EmaTensor {
+  float* ema = nullptr;
+  const float* param = nullptr;
+  std::int64_t size = 0;
+};
+
+// ema -= (1 - decay) (ema - param) on every tensor, in one launch per 64 tensors on a CUDA
+// context (as adam_step: no synchronisation, capturable), the same bits on both backends.
+// decay in [0, 1]; ema and param distinct arrays of `size` elements.
+void ema_update(const Context& ctx, std::span<const EmaTensor> tensors, float decay);
 
 // ---- SGD -------------------------------------------------------------------------------------
 

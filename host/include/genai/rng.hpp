@@ -38,6 +38,16 @@ inline constexpr std::uint32_t vae_reparameterize = 0x300;  // losses: the VAE's
 inline constexpr std::uint32_t nn_init = 0x400;             // nn: Kaiming / Xavier weights
 inline constexpr std::uint32_t ode = 0x500;                 // ode: Hutchinson probes
 inline constexpr std::uint32_t train = 0x600;  // training loops: 0x600..0x6ff (batches, t, eps)
+// The training module's (genai/train.hpp) part of that range, step = the optimizer step
+// counted from 0 (datasets: the set's index):
+inline constexpr std::uint32_t train_batch = train + 0x00;  // row r: block r, word 0 -> data row,
+                                                           // word 1 -> timestep
+inline constexpr std::uint32_t train_noise = train + 0x01;  // eps: the diffusion element layout
+inline constexpr std::uint32_t train_data = train + 0x10;   // built-in data sets: row r, block r,
+                                                           // steps 2 set and 2 set + 1
+inline constexpr std::uint32_t autoencoder_batch = train + 0xe0;  // genai/autoencoder.hpp: epoch
+                                                                 // e's shuffle, step = e
+inline constexpr std::uint32_t metrics = 0x700;  // metrics: sliced-Wasserstein directions
 }  // namespace streams
 
 struct Words {

@@ -115,6 +115,10 @@ GENAI_HD float brownian_next(float w, T scale, float z) {
   return static_cast<float>(T(w) + scale * T(z));
 }
 
+// The Philox blocks of a path, ceil(d / 4), in int for any d in [1, INT_MAX] (where d + 3 would
+// overflow): the Brownian kernel's block count.
+GENAI_HD int brownian_blocks(int d) { return (d - 1) / 4 + 1; }
+
 // Path p: out_path [(steps+1) x d].
 template <class T>
 GENAI_HD void brownian_path(float* out_path, std::int64_t p, int d, std::int64_t steps, float dt,

@@ -57,6 +57,12 @@ GENAI_HD void adam_element(const AdamCoeffs& k, float& p, float g, float& m, flo
   p = add(p, -div(mul(k.step_size, m), denom));
 }
 
+// One element of an EMA update with omd = 1 - decay: ema -= omd (ema - param).
+GENAI_HD void ema_element(float omd, float& ema, float param) {
+  using namespace rng::detail;
+  ema = add(ema, -mul(omd, add(ema, -param)));
+}
+
 struct SgdCoeffs {
   float lr, momentum, one_minus_dampening, l2;
   bool nesterov;
