@@ -39,17 +39,22 @@ constexpr int kThreads = 256;
 
 std::int64_t blocks_per_row(std::int64_t d) { return ceil_div(d, 4); }
 
-// range[0] = min, range[1] = max of the timesteps: warp shuffles, one atomic pair per warp.
+// range[0] = min, range[1] = max of the timesteps: a bounded grid (kRangeBlocks at most), a block
+// reduction, one atomic pair per block. (One pair per warp over a grid sized by n is 2^18
+// same-address atomics at n = 2^22, serialised in L2: add_noise took 0.31 ms on an H100 where
+// its bytes need 0.06 ms; profiling/NOTES.md, diffusion v1.)
+constexpr int kRangeBlocks = 1024;
 __global__ void __launch_bounds__(kThreads)
     range_kernel(const std::int64_t* __restrict__ ts, std::int64_t n, long long* range) {
+  __shared__ long long scratch[kThreads / kWarp];
   long long lo = LLONG_MAX, hi = LLONG_MIN;
   for (const std::int64_t i : grid_stride(n)) {
     lo = min(lo, static_cast<long long>(ts[i]));
     hi = max(hi, static_cast<long long>(ts[i]));
   }
-  lo = warp_reduce(lo, Min{});
-  hi = warp_reduce(hi, Max{});
-  if (threadIdx.x % kWarp == 0) {
+  lo = block_reduce<kThreads>(lo, Min{}, LLONG_MAX, scratch);
+  hi = block_reduce<kThreads>(hi, Max{}, LLONG_MIN, scratch);
+  if (threadIdx.x == 0) {
     atomicMin(range, lo);
     atomicMax(range + 1, hi);
   }
@@ -469,7 +474,8 @@ void timestep_range(const Context& ctx, const std::int64_t* timesteps, std::int6
                     std::int64_t& lo, std::int64_t& hi) {
   const std::vector<long long> init = {LLONG_MAX, LLONG_MIN};
   Buffer<long long> range(ctx, std::span<const long long>(init));
-  launch(ctx, range_kernel, grid_for(n, kThreads), kThreads, 0, timesteps, n, range.data());
+  launch(ctx, range_kernel, std::min(grid_for(n, kThreads), unsigned{kRangeBlocks}), kThreads, 0,
+         timesteps, n, range.data());
   const auto h = range.to_host();
   lo = h[0];
   hi = h[1];

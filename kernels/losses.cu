@@ -67,10 +67,15 @@ bool vector_aligned(const void* p) {
 
 // ---- the batch reduction ----------------------------------------------------------------------
 
-constexpr int kReduceThreads = 1024;
+constexpr int kReduceThreads = 256;
+constexpr int kPartials = 512;  // fixed: the summation order is the same on every device
 
 // out[k][0] = (sum_i in[k][i]) * scale, or / *count when count is given (the mean over the
-// counted rows; 0 / 0 = NaN when none). One block; double sums in a fixed order.
+// counted rows; 0 / 0 = NaN when none). Double sums in a fixed order: block b of kPartials sums
+// the b-th contiguous slice of each array, then one block sums the kPartials partial sums.
+// Memory-bound on the n floats read once by the whole grid. (One block over all n rows was
+// latency-bound: MSE over 2^22 rows took 0.28 ms on an H100 where its bytes need 0.07 ms;
+// profiling/NOTES.md, losses v1.)
 struct ReduceArgs {
   const float* in[3];
   float* out[3];
@@ -80,21 +85,36 @@ struct ReduceArgs {
   const unsigned long long* count;
 };
 
-__global__ void __launch_bounds__(kReduceThreads) reduce_kernel(ReduceArgs a) {
+__global__ void __launch_bounds__(kReduceThreads) partial_sums_kernel(ReduceArgs a, double* partial) {
   __shared__ double scratch[kReduceThreads / kWarp];
+  const std::int64_t per = ceil_div(a.n, std::int64_t{kPartials});
+  const std::int64_t begin = blockIdx.x * per, end = min(a.n, begin + per);
 #pragma unroll
   for (int k = 0; k < 3; ++k) {  // constant indices: the arguments are read in place
     if (k >= a.arrays) break;
     double s = 0;
-    for (std::int64_t i = threadIdx.x; i < a.n; i += kReduceThreads) s += a.in[k][i];
+    for (std::int64_t i = begin + threadIdx.x; i < end; i += kReduceThreads) s += a.in[k][i];
     s = block_reduce<kReduceThreads>(s, Sum{}, 0.0, scratch);
+    if (threadIdx.x == 0) partial[k * kPartials + blockIdx.x] = s;
+  }
+}
+
+__global__ void __launch_bounds__(kPartials) finish_sums_kernel(ReduceArgs a, const double* partial) {
+  __shared__ double scratch[kPartials / kWarp];
+#pragma unroll
+  for (int k = 0; k < 3; ++k) {
+    if (k >= a.arrays) break;
+    const double s = block_reduce<kPartials>(partial[k * kPartials + threadIdx.x], Sum{}, 0.0,
+                                             scratch);
     if (threadIdx.x == 0)
       a.out[k][0] = static_cast<float>(a.count ? s / static_cast<double>(*a.count) : s * a.scale);
   }
 }
 
 void reduce(const Context& ctx, const ReduceArgs& a) {
-  launch(ctx, reduce_kernel, 1, kReduceThreads, 0, a);
+  Buffer<double> partial(ctx, static_cast<std::size_t>(a.arrays) * kPartials);
+  launch(ctx, partial_sums_kernel, kPartials, kReduceThreads, 0, a, partial.data());
+  launch(ctx, finish_sums_kernel, 1, kPartials, 0, a, static_cast<const double*>(partial.data()));
 }
 
 // ---- cross-entropy ----------------------------------------------------------------------------

@@ -60,13 +60,15 @@ die() { log "ERROR: $*" >&2; exit 2; }
 default_budget() {  # mode plan phase
   case "$1:$2:$3" in
     gpu:first:carry) echo 10 ;;      gpu:deep:carry) echo 10 ;;
-    gpu:first:build) echo 150 ;;     gpu:deep:build) echo 150 ;;
+    # Deep, from the first H100 runs: a fresh build 70-91 s; over the 16 GPU test programs
+    # (small sizes) racecheck needs more than 170 s, initcheck ~60 s, synccheck 18 s.
+    gpu:first:build) echo 150 ;;     gpu:deep:build) echo 100 ;;
     gpu:first:gpu-tests) echo 60 ;;
     gpu:first:memcheck) echo 70 ;;
-    gpu:deep:racecheck) echo 40 ;;   gpu:deep:initcheck) echo 40 ;;
-    gpu:deep:synccheck) echo 30 ;;
-    gpu:first:bench) echo 50 ;;      gpu:deep:bench) echo 90 ;;
-    gpu:first:peers) echo 65 ;;      gpu:deep:peers) echo 45 ;;
+    gpu:deep:racecheck) echo 120 ;;  gpu:deep:initcheck) echo 70 ;;
+    gpu:deep:synccheck) echo 25 ;;
+    gpu:first:bench) echo 50 ;;      gpu:deep:bench) echo 60 ;;
+    gpu:first:peers) echo 65 ;;      gpu:deep:peers) echo 30 ;;
     # The rehearsal: packing the carry and a configure on a slow machine, a build that is
     # normally there already, the CPU tests; the sanitizer phases share 45 s in either plan.
     rehearse:*:carry) echo 45 ;;     rehearse:*:build) echo 120 ;;
@@ -302,6 +304,21 @@ peer_headline() {
     linalg) echo '^torch\.linalg\.svd default/tall$' ;;
     attention) echo '^torch sdpa default/sdpa$' ;;
     train) echo '^torch-eager/diffusion_train_step$' ;;
+    autoencoder) echo '^torch-eager/vae_epoch$' ;;
+    conv) echo '^torch-cudnn-nhwc-tf32/conv_forward$' ;;
+    losses) echo '^pytorch eager/cross_entropy fwd\+bwd$' ;;
+    neural_ode) echo '^(torchdiffeq|pytorch cuda loop)/forward$' ;;
+    nn) echo '^torch-(eager|cudagraph)/mlp_step$' ;;
+    ode) echo '^(torchdiffeq|pytorch cuda loop)/euler' ;;
+    optim) echo '^torch\.optim fused/adam$' ;;
+  esac
+}
+
+# Extra arguments of a headline run: attention's full shape sweep (24 shapes) does not fit the
+# first plan's share (stopped at 19 s on an H100); --quick keeps L 512 and 1024, d 64.
+peer_headline_args() {
+  case "$1" in
+    attention) echo '--quick' ;;
   esac
 }
 
@@ -318,7 +335,7 @@ phase_peers() {
       args+=(--device cpu --quick)
       echo "--device cpu --quick" > "$GC_LOG/peers.$m.only"
     elif [ "$GC_PLAN" = first ] && [ -n "$(peer_headline "$m")" ]; then
-      args+=(--only "$(peer_headline "$m")" --repeats 5 --warmup 2 --budget 2)
+      args+=(--only "$(peer_headline "$m")" --repeats 5 --warmup 2 --budget 2 $(peer_headline_args "$m"))
       peer_headline "$m" > "$GC_LOG/peers.$m.only"
     elif [ "$GC_PLAN" = first ]; then
       args+=(--quick --budget 1)

@@ -49,7 +49,11 @@ TEST_F(NeuralOdeGpu, FixedStepForwardAndGradientsMatchReference) {
   const std::vector<double> ts{0.0, 0.3, 1.0};
   const auto h0 = test::normals(batch * 2, 1);
   const auto w = test::normals(ts.size() * batch * 2, 2);
-  for (OdeMethod m : kFixed)
+  // Under the sanitizers (small runs) RK4 only: the 24 runs did not finish racecheck in 170 s.
+  const std::vector<OdeMethod> methods = test::small_run()
+                                             ? std::vector<OdeMethod>{OdeMethod::RK4}
+                                             : std::vector<OdeMethod>(std::begin(kFixed), std::end(kFixed));
+  for (OdeMethod m : methods)
     for (NeuralOdeTime time : {NeuralOdeTime::Concat, NeuralOdeTime::None})
       for (NeuralOdeGradient g :
            {NeuralOdeGradient::None, NeuralOdeGradient::Backprop, NeuralOdeGradient::Adjoint}) {
