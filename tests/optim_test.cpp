@@ -258,6 +258,21 @@ TEST(Sgd, ChunkedLoopsAreTheScalarUpdateOnAnyThreadCount) {
       });
 }
 
+TEST(Ema, ChunkedLoopsAreTheScalarUpdateOnAnyThreadCount) {
+  const float decay = 0.9f, omd = static_cast<float>(1.0 - static_cast<double>(decay));
+  expect_scalar_bits_on_any_thread_count(
+      [&](std::vector<HostTensor>& ts, int) {
+        std::vector<EmaTensor> list;
+        for (auto& t : ts)
+          list.push_back({t.m.data(), t.p.data(), static_cast<std::int64_t>(t.p.size())});
+        ema_update(kCpu, list, decay);
+      },
+      [&](std::vector<HostTensor>& ts, int) {
+        for (auto& t : ts)
+          for (std::size_t i = 0; i < t.p.size(); ++i) detail::ema_element(omd, t.m[i], t.p[i]);
+      });
+}
+
 TEST(Adam, BadArgumentsNameTheArgument) {
   HostTensor t({1.0f, 2.0f});
   AdamTensor a = t.adam();

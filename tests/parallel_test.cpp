@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "cpu_reference/parallel.hpp"
@@ -22,6 +24,27 @@ TEST(Parallel, EveryChunkRunsOnceOnAnyThreadCount) {
       for (std::int64_t c = 0; c < chunks; ++c) EXPECT_EQ(runs[c], 1) << n << " threads, chunk " << c;
     }
   }
+}
+
+// With OpenMP, two chunks on two threads run at the same time on two threads: each chunk waits
+// until both have started (a minute at most, so that a build that ran them in turn fails
+// instead of hanging). The thread-count tests of the modules therefore compare real multi-thread
+// runs with one-thread runs.
+TEST(Parallel, TwoThreadsRunTwoChunksAtOnce) {
+  if (!ref::have_openmp()) GTEST_SKIP() << "built without OpenMP: chunks run on the calling thread";
+  const test::ScopedThreads t(2);
+  std::atomic<int> started{0};
+  std::thread::id ids[2];
+  bool met[2] = {false, false};
+  ref::parallel_for(2, [&](std::int64_t c) {
+    ids[c] = std::this_thread::get_id();
+    ++started;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+    while (started < 2 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+    met[c] = started == 2;
+  });
+  EXPECT_TRUE(met[0] && met[1]);
+  EXPECT_NE(ids[0], ids[1]);
 }
 
 TEST(Parallel, RowsAreCutInChunksOfTheGivenSize) {
