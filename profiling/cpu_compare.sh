@@ -44,9 +44,12 @@ export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 
 log() { printf '[cpu_compare %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
+# The first python3 with NumPy and PyTorch, else the first with NumPy (PyTorch rows then skip).
 if [ -z "${PYTHON:-}" ]; then
-  for p in python3 /usr/bin/python3; do
-    if command -v "$p" >/dev/null && "$p" -c 'import numpy' 2>/dev/null; then PYTHON="$p"; break; fi
+  for want in 'import numpy, torch' 'import numpy'; do
+    for p in python3 /usr/bin/python3; do
+      if command -v "$p" >/dev/null && "$p" -c "$want" 2>/dev/null; then PYTHON="$p"; break 2; fi
+    done
   done
 fi
 [ -n "${PYTHON:-}" ] || { log "no python3 with numpy: run 'scripts/setup.sh --peers'"; exit 1; }
