@@ -318,8 +318,8 @@ TEST(Ode, FixedStepLanesAreTheRowLoopBitForBit) {
       test::poison(tb);
       const OdeStats sa = ode_solve(Context::cpu(), p, a.data(), batch, 0.0, 1.0, o, ta.data());
       const OdeStats sb = ode_solve(Context::cpu(), custom, b.data(), batch, 0.0, 1.0, o, tb.data());
-      EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0);
-      EXPECT_EQ(std::memcmp(ta.data(), tb.data(), ta.size() * 4), 0);
+      EXPECT_TRUE(test::same_bytes(a, b));
+      EXPECT_TRUE(test::same_bytes(ta, tb));
       EXPECT_EQ(sa.nfev, sb.nfev);
       EXPECT_EQ(sa.accepted, sb.accepted);
     }

@@ -28,7 +28,8 @@ inline const std::vector<int> kThreadCounts = {1, 2, 3, 5};
 template <class V>
 bool same_bytes(const std::vector<V>& a, const std::vector<V>& b) {
   if constexpr (std::is_arithmetic_v<V>) {
-    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(V)) == 0;
+    return a.size() == b.size() &&
+           (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(V)) == 0);
   } else {
     if (a.size() != b.size()) return false;
     for (std::size_t i = 0; i < a.size(); ++i)
