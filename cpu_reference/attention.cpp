@@ -1,7 +1,12 @@
-// CPU reference of the attention module: logits, max, sum of exponentials and normalisation in
-// double, one query row at a time; fp16 / bf16 data are widened exactly and out rounded once.
+// CPU backend of the attention module. The reference: logits, max, sum of exponentials and
+// normalisation in double, one query row at a time. The users' path: the same in blocks, with
+// the logits and P V as CBLAS double GEMMs and an online softmax. fp16 / bf16 data are widened
+// exactly and out rounded once.
 #include "cpu_reference/attention.hpp"
 
+#include <cblas.h>
+
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -9,6 +14,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "cpu_reference/exp.hpp"
+#include "cpu_reference/parallel.hpp"
 #include "genai/detail/attention.hpp"
 
 namespace genai::ref {
@@ -98,7 +105,205 @@ void attention_any(const T* q, const T* k, const T* v, const AttentionShape& sha
   }
 }
 
+// Query rows per chunk of the blocked path, and keys per logit block. A chunk holds its rows'
+// output, running max and sum, one logit block and its keys' k and v in double: O(Bq d + Bq Bk
+// + Lk d) memory, never Lq x Lk.
+constexpr std::int64_t kQueryBlock = 64;
+constexpr std::int64_t kKeyBlock = 128;
+
+int blas_int(std::int64_t v) { return static_cast<int>(v); }  // d <= 256, blocks <= 128
+
+// C [m x n] = alpha A [m x k] B^T (B [n x k]), row-major, leading dimensions the widths.
+void gemm_abt(std::int64_t m, std::int64_t n, std::int64_t k, double alpha, const double* A,
+              const double* B, double* C) {
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blas_int(m), blas_int(n), blas_int(k),
+              alpha, A, blas_int(k), B, blas_int(k), 0.0, C, blas_int(n));
+}
+
+// C [m x n] += A [m x k] B [k x n], row-major.
+void gemm_ab_add(std::int64_t m, std::int64_t n, std::int64_t k, const double* A, const double* B,
+                 double* C) {
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blas_int(m), blas_int(n), blas_int(k),
+              1.0, A, blas_int(k), B, blas_int(n), 1.0, C, blas_int(n));
+}
+
+// One chunk of the blocked path: query rows [i0, i1) of head h of batch b.
+template <class T>
+class BlockedChunk {
+ public:
+  BlockedChunk(const T* q, const T* k, const T* v, const AttentionShape& shape, float scale,
+               const AttentionOptions& opts)
+      : q_(q), k_(k), v_(v), s_(shape), scale_(scale), o_(opts),
+        ms_(detail::broadcast_strides(opts.mask_shape)),
+        bs_(detail::broadcast_strides(opts.bias_shape)) {}
+
+  void run(std::int64_t b, std::int64_t h, std::int64_t i0, std::int64_t i1, T* out, float* lse,
+           float* weights) {
+    const std::int64_t d = s_.head_dim, rows = i1 - i0, Lk = s_.k_len;
+    const std::int64_t klen = o_.key_lengths ? o_.key_lengths[b] : Lk;
+    // Keys [0, kend) can be kept by some row of the chunk; later ones are never read.
+    const std::int64_t kend = o_.causal ? std::clamp(i1 + Lk - s_.q_len, std::int64_t{0}, klen) : klen;
+    const std::int64_t row0 = (b * s_.q_heads + h) * s_.q_len + i0;
+    const std::int64_t kv = b * s_.kv_heads + h / (s_.q_heads / s_.kv_heads);
+    widen_rows(q_ + row0 * d, rows * d, qd_);
+    widen_rows(k_ + kv * Lk * d, kend * d, kd_);
+    widen_values(v_ + kv * Lk * d, kend);
+    acc_.assign(static_cast<std::size_t>(rows * d), 0.0);
+    m_.assign(static_cast<std::size_t>(rows), kNegInf);
+    l_.assign(static_cast<std::size_t>(rows), 0.0);
+    sb_.resize(static_cast<std::size_t>(rows * kKeyBlock));
+    for (std::int64_t j0 = 0; j0 < kend; j0 += kKeyBlock) {
+      const std::int64_t cols = std::min(kKeyBlock, kend - j0);
+      logits(b, h, i0, rows, j0, cols);
+      for (std::int64_t r = 0; r < rows; ++r) {
+        double* sr = sb_.data() + r * cols;
+        const double m = std::max(m_[r], max_of(sr, cols));
+        if (m == kNegInf) {  // nothing kept so far: P = 0
+          std::fill(sr, sr + cols, 0.0);
+          continue;
+        }
+        const double sum = exp_shifted(sr, cols, m);
+        if (m != m_[r]) {
+          const double f = std::exp(m_[r] - m);  // 0 for the first kept block
+          l_[r] *= f;
+          for (std::int64_t c = 0; c < d; ++c) acc_[r * d + c] *= f;
+          m_[r] = m;
+        }
+        l_[r] += sum;
+      }
+      gemm_ab_add(rows, d, cols, sb_.data(), vd_.data() + j0 * d, acc_.data());
+      add_non_finite_values(rows, j0, cols);
+    }
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const bool empty = l_[r] == 0.0;
+      const double inv = empty ? 0.0 : 1.0 / l_[r];
+      for (std::int64_t c = 0; c < d; ++c) out[(row0 + r) * d + c] = narrow<T>(acc_[r * d + c] * inv);
+      m_[r] = empty ? kNegInf : m_[r] + std::log(l_[r]);  // now the row's lse
+      if (lse) lse[row0 + r] = static_cast<float>(m_[r]);
+    }
+    if (weights) write_weights(b, h, i0, rows, kend, weights + row0 * Lk);
+  }
+
+ private:
+  void widen_rows(const T* src, std::int64_t n, std::vector<double>& dst) {
+    dst.resize(static_cast<std::size_t>(n));
+    for (std::int64_t e = 0; e < n; ++e) dst[e] = widen(src[e]);
+  }
+
+  // vd_ = the first kend rows of v widened, with the rows holding a NaN or an infinity zeroed and
+  // listed in bad_ (the GEMM would multiply them by the zero probabilities of masked keys).
+  void widen_values(const T* v, std::int64_t kend) {
+    const std::int64_t d = s_.head_dim;
+    vrows_ = v;
+    widen_rows(v, kend * d, vd_);
+    bad_.clear();
+    for (std::int64_t j = 0; j < kend; ++j) {
+      double* row = vd_.data() + j * d;
+      if (std::all_of(row, row + d, [](double x) { return std::isfinite(x); })) continue;
+      bad_.push_back(j);
+      std::fill(row, row + d, 0.0);
+    }
+  }
+
+  // The terms p v_j of the listed rows of v where p != 0, as the reference adds them.
+  void add_non_finite_values(std::int64_t rows, std::int64_t j0, std::int64_t cols) {
+    const std::int64_t d = s_.head_dim;
+    for (const std::int64_t j : bad_) {
+      if (j < j0 || j >= j0 + cols) continue;
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const double p = sb_[r * cols + j - j0];
+        if (p != 0.0)
+          for (std::int64_t c = 0; c < d; ++c) acc_[r * d + c] += p * widen(vrows_[j * d + c]);
+      }
+    }
+  }
+
+  // sb_ [rows x cols] = the logits of rows i0.. against keys j0.., -inf where not kept.
+  void logits(std::int64_t b, std::int64_t h, std::int64_t i0, std::int64_t rows, std::int64_t j0,
+              std::int64_t cols) {
+    const std::int64_t d = s_.head_dim, shift = s_.k_len - s_.q_len;
+    gemm_abt(rows, cols, d, double(scale_), qd_.data(), kd_.data() + j0 * d, sb_.data());
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const std::int64_t i = i0 + r;
+      double* sr = sb_.data() + r * cols;
+      if (o_.bias) {
+        const float* br = o_.bias + b * bs_.b + h * bs_.h + i * bs_.i;
+        for (std::int64_t c = 0; c < cols; ++c) sr[c] += br[(j0 + c) * bs_.j];
+      }
+      if (o_.causal)
+        for (std::int64_t c = std::max<std::int64_t>(0, i + shift + 1 - j0); c < cols; ++c)
+          sr[c] = kNegInf;
+      if (o_.mask) {
+        const bool* mr = o_.mask + b * ms_.b + h * ms_.h + i * ms_.i;
+        for (std::int64_t c = 0; c < cols; ++c)
+          if (!mr[(j0 + c) * ms_.j]) sr[c] = kNegInf;
+      }
+    }
+  }
+
+  // w [rows x Lk] = exp(s - lse) for kept keys, 0 elsewhere (m_ holds the rows' lse).
+  void write_weights(std::int64_t b, std::int64_t h, std::int64_t i0, std::int64_t rows,
+                     std::int64_t kend, float* w) {
+    const std::int64_t Lk = s_.k_len;
+    for (std::int64_t r = 0; r < rows; ++r) std::fill(w + r * Lk + kend, w + (r + 1) * Lk, 0.0f);
+    for (std::int64_t j0 = 0; j0 < kend; j0 += kKeyBlock) {
+      const std::int64_t cols = std::min(kKeyBlock, kend - j0);
+      logits(b, h, i0, rows, j0, cols);
+      for (std::int64_t r = 0; r < rows; ++r) {
+        double* sr = sb_.data() + r * cols;
+        if (m_[r] == kNegInf)
+          std::fill(sr, sr + cols, 0.0);
+        else
+          exp_shifted(sr, cols, m_[r]);  // exp(-inf - lse) = 0 for the keys not kept
+        for (std::int64_t c = 0; c < cols; ++c) w[r * Lk + j0 + c] = static_cast<float>(sr[c]);
+      }
+    }
+  }
+
+  const T *q_, *k_, *v_;
+  const AttentionShape& s_;
+  float scale_;
+  const AttentionOptions& o_;
+  detail::BroadcastStrides ms_, bs_;
+  // Work arrays, one set per thread, kept from chunk to chunk.
+  struct Work {
+    std::vector<std::int64_t> bad;
+    std::vector<double> qd, kd, vd, acc, m, l, sb;
+  };
+  static Work& work() {
+    static thread_local Work w;
+    return w;
+  }
+
+  const T* vrows_ = nullptr;
+  Work& w_ = work();
+  std::vector<std::int64_t>& bad_ = w_.bad;
+  std::vector<double>&qd_ = w_.qd, &kd_ = w_.kd, &vd_ = w_.vd, &acc_ = w_.acc, &m_ = w_.m,
+                     &l_ = w_.l, &sb_ = w_.sb;
+};
+
 }  // namespace
+
+template <class T>
+void attention_blocked(const T* q, const T* k, const T* v, const AttentionShape& shape,
+                       float scale, const AttentionOptions& opts, T* out, float* lse,
+                       float* weights) {
+  const std::int64_t qblocks = (shape.q_len + kQueryBlock - 1) / kQueryBlock;
+  parallel_for(shape.batch * shape.q_heads * qblocks, [&](std::int64_t chunk) {
+    const std::int64_t bh = chunk / qblocks, i0 = (chunk % qblocks) * kQueryBlock;
+    BlockedChunk<T> c(q, k, v, shape, scale, opts);
+    c.run(bh / shape.q_heads, bh % shape.q_heads, i0, std::min(shape.q_len, i0 + kQueryBlock),
+          out, lse, weights);
+  });
+}
+
+#define GENAI_ATTENTION_BLOCKED(T)                                                           \
+  template void attention_blocked(const T*, const T*, const T*, const AttentionShape&, float, \
+                                  const AttentionOptions&, T*, float*, float*);
+GENAI_ATTENTION_BLOCKED(float)
+GENAI_ATTENTION_BLOCKED(fp16)
+GENAI_ATTENTION_BLOCKED(bf16)
+#undef GENAI_ATTENTION_BLOCKED
 
 void attention(const float* q, const float* k, const float* v, const AttentionShape& shape,
                float scale, const AttentionOptions& opts, float* out, float* lse,

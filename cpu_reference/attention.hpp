@@ -1,5 +1,12 @@
-// CPU reference of the attention module: the three-pass softmax (max, sum of exponentials,
-// normalise) with double accumulation, for fp32, fp16 and bf16 data. Arguments are checked by host/src/attention.cpp.
+// CPU backend of the attention module, for fp32, fp16 and bf16 data; arguments are checked by
+// host/src/attention.cpp. attention() is the reference, the oracle of the tests: the three-pass
+// softmax (max, sum of exponentials, normalise) one query row at a time, in double.
+// attention_blocked() is what genai::attention runs on the CPU: blocks of 64 query rows on the
+// backend's threads, the logits of 128 keys at a time and P V as CBLAS double GEMMs, an online
+// softmax (running max and sum, the output rescaled when the max grows); O(Lk d) memory per
+// block, never Lq x Lk. Both accumulate in double and round once, so they agree to within a unit
+// in the last place of the output type (tests/attention_test.cpp); the result does not depend on
+// the thread count.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +25,12 @@ void attention(const fp16* q, const fp16* k, const fp16* v, const AttentionShape
                float scale, const AttentionOptions& opts, fp16* out, float* lse, float* weights);
 void attention(const bf16* q, const bf16* k, const bf16* v, const AttentionShape& shape,
                float scale, const AttentionOptions& opts, bf16* out, float* lse, float* weights);
+
+// The blocked path (above), T = float, fp16 or bf16: same arguments, same outputs.
+template <class T>
+void attention_blocked(const T* q, const T* k, const T* v, const AttentionShape& shape,
+                       float scale, const AttentionOptions& opts, T* out, float* lse,
+                       float* weights);
 
 // genai::softmax on host pointers.
 void softmax(const float* x, std::int64_t rows, std::int64_t n, const bool* mask, float* out);

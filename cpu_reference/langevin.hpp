@@ -1,4 +1,4 @@
-// CPU reference of the Langevin module: every chain in turn, in double.
+// CPU reference of the Langevin module: the chains in double, on the backend's threads.
 //
 // The step code is detail::run_chain (genai/detail/langevin_chain.hpp) and the built-in targets'
 // density code detail::TargetView (genai/detail/langevin.hpp), written once for the host
@@ -23,7 +23,9 @@ struct HostCallable {
   double log_density_grad(const double* x, double* g, int) const { return (*f)(x, g); }
 };
 
-// The reference: every chain in turn, in double.
+// The reference, in double: the built-in targets' chains in chunks on the backend's threads
+// (each chain's numbers are its own: the same bits on any thread count), a Custom target's
+// chains in turn on the calling thread (its function need not be thread-safe).
 void langevin(const detail::TargetView& target, const detail::ChainSetup& setup, float* x);
 void langevin(const detail::PointerTarget<HostCallable>& target, const detail::ChainSetup& setup,
               float* x);

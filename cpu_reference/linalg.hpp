@@ -1,5 +1,7 @@
-// CPU reference of the linalg module: LAPACKE (in double) and the Gram-eigen method of problem
-// 1.5 with a from-scratch cyclic Jacobi eigen-solver. No argument checks (host/src/linalg.cpp).
+// CPU reference of the linalg module: LAPACKE and the Gram-eigen method of problem 1.5 with a
+// from-scratch cyclic Jacobi eigen-solver. No argument checks (host/src/linalg.cpp). The qr
+// method runs in the input's precision: double input through dgesdd, float input through sgesdd
+// (tests/linalg_test.cpp holds it to the double path's factors); the Gram method in double.
 #pragma once
 
 #include <cstdint>

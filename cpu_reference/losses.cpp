@@ -6,6 +6,9 @@
 #include <limits>
 #include <vector>
 
+#include "cpu_reference/exp.hpp"
+#include "cpu_reference/parallel.hpp"
+#include "cpu_reference/rng.hpp"
 #include "genai/rng.hpp"
 
 namespace genai::ref {
@@ -27,6 +30,49 @@ std::int64_t first_bad_target(const std::int64_t* targets, std::int64_t N, std::
   return -1;
 }
 
+namespace {
+
+// Rows per chunk of the backend's threads for the row losses; the reduced loss adds the chunks'
+// sums in chunk order.
+constexpr std::int64_t kLossRows = 16;
+
+// The reduced loss: chunk c's rows' sum in part[c], then the chunks in order.
+template <class RowLoss>
+double sum_of_rows(std::int64_t n, std::int64_t rows, RowLoss row_loss) {
+  std::vector<double> part(static_cast<std::size_t>((n + rows - 1) / rows), 0.0);
+  parallel_rows(n, rows, [&](std::int64_t r0, std::int64_t r1) {
+    double s = 0;
+    for (std::int64_t r = r0; r < r1; ++r) s += row_loss(r);
+    part[r0 / rows] = s;
+  });
+  double total = 0;
+  for (double s : part) total += s;
+  return total;
+}
+
+// max and sum of a row widened to double (four interleaved partial sums and maxima).
+template <class T>
+void row_max_and_sum(const T* x, std::int64_t C, double* e, double& m, double& sum_x) {
+  for (std::int64_t j = 0; j < C; ++j) e[j] = value_of(x[j]);
+  m = max_of(e, C);
+  double part[4] = {0, 0, 0, 0};
+  std::int64_t j = 0;
+  for (; j + 4 <= C; j += 4)
+    for (int lane = 0; lane < 4; ++lane) part[lane] += e[j + lane];
+  for (; j < C; ++j) part[0] += e[j];
+  sum_x = (part[0] + part[1]) + (part[2] + part[3]);
+}
+
+// g[j] = the gradient of a row from its exponentials e[j] = exp(x_j - m) and their sum s.
+template <class T>
+GENAI_CPU_CLONES void ce_grad_row(const detail::CeRow<double> row, const double* e, double s,
+                                  std::int64_t C, std::int64_t t, double scale, T* g) {
+  for (std::int64_t j = 0; j < C; ++j)
+    g[j] = stored<T>(detail::ce_grad_of_p(row, e[j] / s, j == t, scale));
+}
+
+}  // namespace
+
 template <class T>
 void cross_entropy_loss(const T* logits, const std::int64_t* targets, std::int64_t N,
                         std::int64_t C, float* loss, T* grad, const CrossEntropyOptions& opts) {
@@ -34,9 +80,11 @@ void cross_entropy_loss(const T* logits, const std::int64_t* targets, std::int64
   std::int64_t counted = 0;
   for (std::int64_t i = 0; i < N; ++i) counted += targets[i] != opts.ignore_index;
   const double scale = opts.reduction == Reduction::Mean ? 1.0 / static_cast<double>(counted) : 1.0;
-  double total = 0;
-  std::vector<double> e(static_cast<std::size_t>(C));
-  for (std::int64_t i = 0; i < N; ++i) {
+  // Row i's loss (and its gradient row): the statistics in two passes over the row widened to
+  // double -- max and sum, then the exponentials, kept for the gradient.
+  auto row_loss = [&](std::int64_t i) {
+    thread_local std::vector<double> e;
+    e.resize(static_cast<std::size_t>(C));
     const T* x = logits + i * C;
     T* g = grad ? grad + i * C : nullptr;
     const std::int64_t t = targets[i];
@@ -49,30 +97,18 @@ void cross_entropy_loss(const T* logits, const std::int64_t* targets, std::int64
       if (g)
         for (std::int64_t j = 0; j < C; ++j) g[j] = stored<T>(kNaN);
     } else {
-      // The row's statistics in two passes (the max, then the exponentials, kept for the
-      // gradient): one exp per logit, no rescaling.
       auto stats = detail::stats_identity<double>();
-      for (std::int64_t j = 0; j < C; ++j) {
-        stats.m = std::max(stats.m, value_of(x[j]));
-        stats.sum_x += value_of(x[j]);
-      }
-      for (std::int64_t j = 0; j < C; ++j) {
-        const double v = value_of(x[j]);
-        e[j] = v == -INFINITY ? 0.0 : std::exp(v - stats.m);
-        stats.s += e[j];
-      }
+      row_max_and_sum(x, C, e.data(), stats.m, stats.sum_x);
+      stats.s = exp_shifted(e.data(), C, stats.m);  // exp(-inf - m) = 0
       stats.x_target = value_of(x[t]);
       const auto row = detail::ce_row<double>(stats, C, opts.label_smoothing, opts.z_loss);
       row_loss = row.loss;
-      if (g)
-        for (std::int64_t j = 0; j < C; ++j)
-          g[j] = stored<T>(detail::ce_grad_of_p(row, e[j] / stats.s, j == t, scale));
+      if (g) ce_grad_row(row, e.data(), stats.s, C, t, scale, g);
     }
-    if (opts.reduction == Reduction::None)
-      loss[i] = static_cast<float>(row_loss);
-    else
-      total += row_loss;
-  }
+    if (opts.reduction == Reduction::None) loss[i] = static_cast<float>(row_loss);
+    return row_loss;
+  };
+  const double total = sum_of_rows(N, kLossRows, row_loss);
   if (opts.reduction != Reduction::None) loss[0] = static_cast<float>(total * scale);
 }
 
@@ -99,18 +135,26 @@ void element_loss(detail::ElementLoss kind, const float* pred, const float* targ
   if (out.loss) out.loss[0] = static_cast<float>(total * scale);
 }
 
+namespace {
+
+// z = mu + exp(logvar / 2) eps over n elements, and eps_out = eps where asked.
+GENAI_CPU_CLONES void reparameterize_span(const float* mu, const float* logvar, const float* eps,
+                                          std::int64_t n, float* z, float* eps_out) {
+  for (std::int64_t i = 0; i < n; ++i) z[i] = detail::reparameterize_element(mu[i], logvar[i], eps[i]);
+  if (eps_out) std::copy_n(eps, n, eps_out);
+}
+
+}  // namespace
+
 void reparameterize(const float* mu, const float* logvar, std::int64_t n, std::int64_t d,
                     float* z, const ReparameterizeOptions& opts) {
   const std::int64_t total = n * d;
-  for (std::int64_t b = 0; b * 4 < total; ++b) {
-    const rng::Float4 eps = rng::normal4(opts.seed, rng::streams::vae_reparameterize,
-                                         static_cast<std::uint64_t>(b), opts.step);
-    for (std::int64_t i = b * 4; i < b * 4 + 4 && i < total; ++i) {
-      const float e = eps.v[i - b * 4];
-      z[i] = detail::reparameterize_element(mu[i], logvar[i], e);
-      if (opts.eps_out) opts.eps_out[i] = e;
-    }
-  }
+  for_blocks(true, {opts.seed, rng::streams::vae_reparameterize, opts.step}, (total + 3) / 4,
+             kBlocksPerChunk, [&](std::int64_t b0, std::int64_t b1, const float* eps) {
+               const std::int64_t i0 = 4 * b0, count = std::min(total, 4 * b1) - i0;
+               reparameterize_span(mu + i0, logvar + i0, eps, count, z + i0,
+                                   opts.eps_out ? opts.eps_out + i0 : nullptr);
+             });
 }
 
 void vae_loss(const float* x, const float* x_recon, std::int64_t n, std::int64_t D,

@@ -1,6 +1,7 @@
 // CPU reference of the ODE module: the rows of genai/detail/ode.hpp's state machine in double.
 //
-// Built-in problems run row by row (ode_row, the kernels' loop); a batched callable runs the same
+// Built-in problems run row by row (ode_row, the kernels' loop), chunks of rows on the backend's
+// threads; a batched callable (on the calling thread) runs the same
 // per-row calls in lockstep over the rows still integrating, one f call per stage, so a neural
 // f sees GEMM-sized batches. Both give a row the same sequence of operations, hence the same
 // bits for the same f.

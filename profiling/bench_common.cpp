@@ -1,6 +1,8 @@
 // The harness behind bench_common.hpp, the device-peak benchmarks (Gpu_Peak/...) and main().
 #include "profiling/bench_common.hpp"
 
+#include "cpu_reference/parallel.hpp"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -546,6 +548,10 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("genai_version", GENAI_VERSION);
   benchmark::AddCustomContext("genai_with_cuda", GENAI_WITH_CUDA ? "yes" : "no");
+  // The CPU benchmarks' thread count (GENAI_NUM_THREADS, else OMP_NUM_THREADS, else the cores).
+  benchmark::AddCustomContext("genai_cpu_threads",
+                              std::to_string(genai::ref::num_threads()) +
+                                  (genai::ref::have_openmp() ? "" : " (built without OpenMP: 1)"));
   genai::bench::add_device_context();
   benchmark::RunSpecifiedBenchmarks();
   genai::bench::run_exit_hooks();  // device memory and handles, before the runtime shuts down

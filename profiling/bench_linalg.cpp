@@ -11,7 +11,7 @@
 // GPU shapes (issue 6): tall-skinny 100000 x 256, square 4096 x 4096, many small 10000 x 16 x 16,
 // top-k k = 32 of 50000 x 2000 (oversampling 10, 2 power iterations); and the edges of auto's
 // rule (linalg.hpp, svd_method): 10000 x 32 x 32, one 16 x 16, randomized at k = 128 and 480.
-// CPU shapes are smaller (LAPACK in double on the machine's cores): 20000 x 256, 1024 x 1024,
+// CPU shapes are smaller (LAPACK in float, sgesdd, on the CPU threads): 20000 x 256, 1024 x 1024,
 // and, also for the Gram method, 4000 x 256 and 1000 x 16 x 16.
 #include <algorithm>
 #include <cstdint>

@@ -21,6 +21,7 @@
 #include "genai/detail/attention.hpp"
 #include "genai/dtype.hpp"
 #include "attention_test_util.hpp"
+#include "parallel_test_util.hpp"
 #include "test_util.hpp"
 
 namespace genai {
@@ -321,6 +322,129 @@ TEST(Attention, WeightsTimesVIsOutAndLseIsLogSumExp) {
   }
   EXPECT_TRUE(test::close(r.out, wv, {1e-6, 1e-6}));
   EXPECT_TRUE(test::close(r.lse, lse, {1e-6, 1e-6}));
+}
+
+// ---- the blocked path (what genai::attention runs on the CPU) against the plain reference ----
+
+// Both compute in double and round once, so every output is within one unit in the last place
+// (of float for lse and weights, of T for out) of the plain three-pass loop's; infinities, NaN
+// and exact zeros agree exactly.
+template <class T>
+double ulp_of(double x) {
+  if constexpr (std::is_same_v<T, float>) {
+    const float a = std::abs(static_cast<float>(x));
+    return double(std::nextafter(a, INFINITY)) - a;
+  } else {
+    return 2 * half_ulp<T>(std::abs(x));
+  }
+}
+
+template <class T>
+::testing::AssertionResult within_one_ulp(const std::vector<float>& got,
+                                          const std::vector<float>& want) {
+  if (got.size() != want.size()) return ::testing::AssertionFailure() << "sizes differ";
+  for (std::size_t e = 0; e < got.size(); ++e) {
+    const double g = got[e], w = want[e];
+    const bool same_special = (std::isnan(g) && std::isnan(w)) || g == w;
+    if (same_special) continue;
+    if (!std::isfinite(g) || !std::isfinite(w) || w == 0 || g == 0 ||
+        std::abs(g - w) > ulp_of<T>(std::max(std::abs(g), std::abs(w))))
+      return ::testing::AssertionFailure() << "element " << e << ": " << g << " vs " << w;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+struct BlockedCase {
+  AttentionShape s;
+  bool causal = false, lengths = false, mask = false, bias = false;
+};
+
+// Shapes across the 64-row and 128-key blocks (a partial last block, one row, d up to 256,
+// GQA, Lq > Lk with rows that see no key), every option, keys and values past the key lengths
+// NaN; fp32 and fp16 / bf16.
+template <class T>
+void check_blocked_against_plain() {
+  const std::vector<BlockedCase> cases = {
+      {{1, 1, 1, 1, 1, 1}},
+      {{2, 4, 2, 150, 300, 64}, true, true, true, true},
+      {{1, 2, 1, 70, 5, 256}, false, false, false, true},
+      {{2, 3, 3, 65, 129, 100}, false, true, true, false},
+      {{1, 2, 2, 200, 130, 32}, true},
+      {{3, 1, 1, 129, 257, 8}, true, true},
+  };
+  std::uint64_t seed = 900;
+  for (const BlockedCase& c : cases) {
+    const AttentionShape& s = c.s;
+    SCOPED_TRACE(::testing::Message() << "B " << s.batch << " Hq " << s.q_heads << " Hkv "
+                                      << s.kv_heads << " Lq " << s.q_len << " Lk " << s.k_len
+                                      << " d " << s.head_dim);
+    Inputs in = random_inputs(s, seed += 10);
+    std::vector<std::int32_t> lengths(s.batch);
+    for (std::int64_t b = 0; b < s.batch; ++b)
+      lengths[b] = static_cast<std::int32_t>(s.k_len * b / std::max<std::int64_t>(1, s.batch - 1));
+    if (c.lengths)
+      for (std::int64_t b = 0; b < s.batch; ++b)
+        for (std::int64_t hk = 0; hk < s.kv_heads; ++hk)
+          for (std::int64_t j = lengths[b]; j < s.k_len; ++j)
+            for (std::int64_t e = 0; e < s.head_dim; ++e)
+              in.k[((b * s.kv_heads + hk) * s.k_len + j) * s.head_dim + e] =
+                  in.v[((b * s.kv_heads + hk) * s.k_len + j) * s.head_dim + e] = NAN;
+    const std::vector<float> u = test::uniforms(s.batch * s.q_len * s.k_len, seed + 1);
+    std::unique_ptr<bool[]> mask(new bool[u.size()]);
+    for (std::size_t e = 0; e < u.size(); ++e) mask[e] = u[e] < 0.8f;
+    const std::vector<float> bias = test::normals(s.q_heads * s.q_len * s.k_len, seed + 2);
+    AttentionOptions o{.causal = c.causal};
+    if (c.lengths) o.key_lengths = lengths.data();
+    if (c.mask) {
+      o.mask = mask.get();
+      o.mask_shape = {.batch = s.batch, .q_len = s.q_len, .k_len = s.k_len};
+    }
+    if (c.bias) {
+      o.bias = bias.data();
+      o.bias_shape = {.heads = s.q_heads, .q_len = s.q_len, .k_len = s.k_len};
+    }
+    const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+    Result want{std::vector<float>(q_size(s)), std::vector<float>(rows_of(s)),
+                std::vector<float>(rows_of(s) * s.k_len)};
+    Result got;
+    if constexpr (std::is_same_v<T, float>) {
+      ref::attention(in.q.data(), in.k.data(), in.v.data(), s, scale, o, want.out.data(),
+                     want.lse.data(), want.weights.data());
+      got = run(s, in, o);
+    } else {
+      const std::vector<T> q = to_dtype<T>(in.q), k = to_dtype<T>(in.k), v = to_dtype<T>(in.v);
+      std::vector<T> out(q_size(s));
+      ref::attention(q.data(), k.data(), v.data(), s, scale, o, out.data(), want.lse.data(),
+                     want.weights.data());
+      want.out = widen(out);
+      LowResult<T> low = run_low<T>(s, in, o);
+      got = {widen(low.out), std::move(low.lse), std::move(low.weights)};
+    }
+    EXPECT_TRUE(within_one_ulp<T>(got.out, want.out)) << "out";
+    EXPECT_TRUE(within_one_ulp<float>(got.lse, want.lse)) << "lse";
+    EXPECT_TRUE(within_one_ulp<float>(got.weights, want.weights)) << "weights";
+  }
+}
+
+TEST(Attention, BlockedPathMatchesThePlainReference) {
+  check_blocked_against_plain<float>();
+  check_blocked_against_plain<fp16>();
+  check_blocked_against_plain<bf16>();
+}
+
+// Chunks of 64 query rows in any order on any number of threads: the same bytes.
+TEST(Attention, BlockedPathIsTheSameOnAnyThreadCount) {
+  const AttentionShape s{.batch = 2, .q_heads = 4, .kv_heads = 2, .q_len = 200, .k_len = 300,
+                         .head_dim = 48};
+  const Inputs in = random_inputs(s, 950);
+  const std::vector<float> bias = test::normals(4 * 200 * 300, 951);
+  const std::int32_t lengths[2] = {300, 170};
+  const AttentionOptions o{.causal = true, .key_lengths = lengths, .bias = bias.data(),
+                           .bias_shape = {.heads = 4, .q_len = 200, .k_len = 300}};
+  test::expect_same_on_any_thread_count([&] {
+    const Result r = run(s, in, o);
+    return std::vector<std::vector<float>>{r.out, r.lse, r.weights};
+  });
 }
 
 // Bad input in every dtype: the same checks and messages (one checker), and nothing written --

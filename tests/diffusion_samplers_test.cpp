@@ -14,6 +14,7 @@
 #include "genai/detail/diffusion.hpp"
 #include "genai/diffusion.hpp"
 #include "genai/error.hpp"
+#include "parallel_test_util.hpp"
 #include "test_util.hpp"
 
 namespace genai {
@@ -369,6 +370,36 @@ TEST(Diffusion, SamplerLoopReportsProgressAndKeepsIntermediates) {
     }
   }
   EXPECT_EQ(x, y);
+}
+
+// Without a progress callback the CPU runs sample_mixture fused (each chunk of rows through
+// every step on the backend's threads): the same bits as the step-by-step loop over
+// mixture_model, for every one-call sampler, with the initial noise and the intermediates, on any
+// thread count.
+TEST(Diffusion, FusedMixtureSamplerIsTheStepByStepLoop) {
+  const GaussianMixture m = GaussianMixture::preset("gmm8");
+  const NoiseSchedule s;
+  const std::int64_t n = 600, d = 2, steps = 12;
+  for (SamplerKind kind : {SamplerKind::DDPM, SamplerKind::DDIM, SamplerKind::PFOdeEuler}) {
+    SCOPED_TRACE(static_cast<int>(kind));
+    SamplerOptions o{.sampler = kind, .num_inference_steps = steps,
+                     .step = {.eta = 0.5, .clip_sample = true, .seed = 21}, .keep_every = 4};
+    auto fused = [&] {
+      std::vector<float> x(n * d), inter(3 * n * d);
+      SamplerOptions f = o;
+      f.intermediates = inter.data();
+      sample_mixture(kCpu, s, m, n, x.data(), f);
+      return std::vector<std::vector<float>>{x, inter};
+    };
+    const auto got = fused();
+    std::vector<float> x(n * d), inter(3 * n * d);
+    SamplerOptions by_step = o;
+    by_step.intermediates = inter.data();
+    sample(kCpu, s, mixture_model(m, s), n, d, x.data(), by_step);
+    EXPECT_EQ(got[0], x);
+    EXPECT_EQ(got[1], inter);
+    test::expect_same_on_any_thread_count(fused);
+  }
 }
 
 // A model that returns inf for some samples makes them non-finite: reported as a divergence

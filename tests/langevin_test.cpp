@@ -18,6 +18,7 @@
 #include "cpu_reference/langevin.hpp"
 #include "genai/langevin.hpp"
 #include "langevin_test_util.hpp"
+#include "parallel_test_util.hpp"
 #include "test_util.hpp"
 
 namespace genai {
@@ -164,6 +165,31 @@ TEST(Langevin, SplitRunIsTheUnsplitRunExactly) {
   }
 }
 
+// The CPU chains take a mixture's log-variances from a table filled once per level (the same
+// log of the same v): their outputs are those of TargetView::log_density_grad evaluated in
+// double chain after chain, bit for bit, for ULA, MALA and an annealed ladder (the table
+// refilled at every level), d = 3. (The float states hide a double difference far below their
+// rounding; a relative error of 1e-6 in one log fails this test.)
+TEST(Langevin, MixtureLogVarianceTableIsTheFormulaBitForBit) {
+  const std::int64_t chains = 96, d = 3;
+  const auto mix = LangevinTarget::mixture(3, {1, 2}, {1, 1, 1, -1, 0, 2}, {0.5f, 2});
+  const auto x0 = test::normals(chains * d, 15);
+  for (const LangevinOptions& o :
+       {LangevinOptions{.method = LangevinMethod::ULA, .step_size = 0.1f, .steps = 40, .seed = 4,
+                        .moments = true, .thin = 8},
+        LangevinOptions{.method = LangevinMethod::MALA, .step_size = 0.3f, .steps = 40, .seed = 5,
+                        .moments = true, .thin = 8},
+        LangevinOptions{.method = LangevinMethod::Annealed, .step_size = 0.02f, .steps = 10,
+                        .seed = 6, .anneal = {.levels = 4, .sigma_first = 2.0f, .sigma_last = 0.1f},
+                        .thin = 5}}) {
+    auto x = x0;
+    const auto r = langevin(kCpu, mix, x.data(), chains, d, o);
+    EXPECT_TRUE(outputs_of(x, r) == test::host_path<double>(mix, x0, chains, o))
+        << "method " << int(o.method);
+    EXPECT_NE(x, x0);
+  }
+}
+
 // ---- custom (user) targets -------------------------------------------------------------------
 
 // A custom target with the built-in diagonal Gaussian's formulas (TargetView::log_density_grad)
@@ -199,6 +225,31 @@ TEST(Langevin, CustomTargetRunsTheBuiltInPathBitForBit) {
 // chains' own estimates over sqrt(chains); bounds 5 SE (about 0.01 for the means). MALA's
 // correction makes the law exact for any proposal, so this checks the custom target's log p and
 // the sampler; its gradient's use is checked bit for bit above.
+// The chains run in chunks on the backend's threads: states, trajectory, moments and MALA's
+// acceptances, and Brownian paths, are the same bytes on any thread count.
+TEST(Langevin, ChainsAreTheSameOnAnyThreadCount) {
+  const Context cpu = Context::cpu();
+  const std::int64_t chains = 200, d = 2;
+  const std::vector<float> x0 = test::normals(chains * d, 61);
+  for (LangevinMethod method : {LangevinMethod::ULA, LangevinMethod::MALA}) {
+    test::expect_same_on_any_thread_count([&] {
+      std::vector<float> x = x0;
+      LangevinResult r = langevin(cpu, LangevinTarget::gmm8(), x.data(), chains, d,
+                                  {.method = method, .step_size = 0.02f, .steps = 30, .seed = 3,
+                                   .moments = true, .thin = 10});
+      std::vector<float> acc;
+      for (std::int64_t a : r.accepted.to_host()) acc.push_back(static_cast<float>(a));
+      return std::vector<std::vector<float>>{x, r.trajectory.to_host(), r.mean.to_host(),
+                                             r.var.to_host(), acc};
+    });
+  }
+  test::expect_same_on_any_thread_count([&] {
+    std::vector<float> w(130 * 11 * 3);
+    brownian_motion(cpu, w.data(), 130, 3, 10, 0.1f, 4);
+    return w;
+  });
+}
+
 TEST(Langevin, CustomBananaHasItsKnownMoments) {
   const std::int64_t chains = 2048, d = 2;
   auto x = test::normals(chains * d, 15);

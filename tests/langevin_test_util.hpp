@@ -87,9 +87,11 @@ inline std::int64_t total_steps(const LangevinOptions& o) {
   return o.steps * (o.method == LangevinMethod::Annealed ? o.anneal.levels : 1);
 }
 
-// The kernels' code path -- detail::run_chain in float -- run on the host.
-inline Outputs float_path(const LangevinTarget& target, std::vector<float> x, std::int64_t chains,
-                   const LangevinOptions& o) {
+// detail::run_chain in T on the host over the built-in target's TargetView, chain after chain:
+// in float the kernels' code path, in double the formulas the CPU reference evaluates.
+template <class T>
+Outputs host_path(const LangevinTarget& target, std::vector<float> x, std::int64_t chains,
+                  const LangevinOptions& o) {
   const int d = static_cast<int>(target.d);
   const std::int64_t records = o.thin > 0 ? total_steps(o) / o.thin : 0;
   Outputs out{std::move(x), std::vector<float>(records * chains * d, NAN), {}, {}, {}};
@@ -115,11 +117,17 @@ inline Outputs float_path(const LangevinTarget& target, std::vector<float> x, st
       .mean = o.moments ? out.mean.data() : nullptr,
       .var = o.moments ? out.var.data() : nullptr,
       .accepted = o.method == LangevinMethod::MALA ? out.accepted.data() : nullptr};
-  std::vector<float> work(6 * d);
-  float *a = work.data(), *y = a + d, *gx = y + d, *gy = gx + d, *mu = gy + d, *m2 = mu + d;
+  std::vector<T> work(6 * d);
+  T *a = work.data(), *y = a + d, *gx = y + d, *gy = gx + d, *mu = gy + d, *m2 = mu + d;
   for (std::int64_t c = 0; c < chains; ++c)
-    detail::run_chain<float, 0>(view, s, c, out.x.data() + c * d, a, y, gx, gy, mu, m2);
+    detail::run_chain<T, 0>(view, s, c, out.x.data() + c * d, a, y, gx, gy, mu, m2);
   return out;
+}
+
+// The kernels' code path -- detail::run_chain in float -- run on the host.
+inline Outputs float_path(const LangevinTarget& target, std::vector<float> x, std::int64_t chains,
+                          const LangevinOptions& o) {
+  return host_path<float>(target, std::move(x), chains, o);
 }
 
 // The parity cases of the GPU tests (tests/langevin_gpu_test.cpp), with the tolerances that the

@@ -12,6 +12,7 @@
 #include "cpu_reference/linalg.hpp"
 #include "genai/linalg.hpp"
 #include "linalg_test_util.hpp"
+#include "parallel_test_util.hpp"
 #include "test_util.hpp"
 
 namespace genai {
@@ -236,6 +237,48 @@ TEST(Linalg, BatchedEqualsOneByOne) {
     for (std::int64_t i = 0; i < n; ++i) EXPECT_EQ(S[b * n + i], f.S[i]);
     for (std::int64_t i = 0; i < n * n; ++i) EXPECT_EQ(Vt[b * n * n + i], f.Vt[i]);
   }
+}
+
+// Float input runs the qr method in float (LAPACK's sgesdd on the column-major view of X^T)
+// where double input runs dgesdd: against the double path on the same matrix, within the
+// tolerances of the GPU's float parity tests -- singular values within 2e-5 S[0], the top half of
+// both singular subspaces within 2e-3 (sine of the largest principal angle), orthogonality within
+// 2e-4 -- with the sign rule, for tall, wide, square and tiny shapes, economy, full and top-k.
+TEST(Linalg, FloatInputRunsInFloatCloseToTheDoublePath) {
+  std::uint64_t seed = 700;
+  for (auto [m, n] : {std::pair<std::int64_t, std::int64_t>{1, 1}, {64, 32}, {32, 64},
+                      {257, 129}, {77, 300}, {40, 40}})
+    for (const SvdOptions o : {SvdOptions{}, SvdOptions{.full = true},
+                               SvdOptions{.k = std::max<std::int64_t>(1, std::min(m, n) / 3)}}) {
+      SCOPED_TRACE(std::to_string(m) + "x" + std::to_string(n) + (o.full ? " full" : "") +
+                   " k=" + std::to_string(o.k));
+      const auto X = random_matrix<float>(m, n, ++seed);
+      const auto want = run_svd(kCpu, Mat(X.begin(), X.end()), m, n, o);
+      const auto got = run_svd(kCpu, X, m, n, o);
+      EXPECT_EQ(got.report.driver, "LAPACKE_sgesdd");
+      const std::int64_t r = static_cast<std::int64_t>(got.S.size());
+      for (std::int64_t i = 0; i < r; ++i) EXPECT_NEAR(got.S[i], want.S[i], 2e-5 * want.S[0]) << i;
+      EXPECT_TRUE(signs_normalised(got.Vt, r, n));
+      EXPECT_LT(orthogonality_error(got.u(), m, got.ucols), 2e-4);
+      EXPECT_LT(orthogonality_error(transpose(got.vt(), got.vrows, n), n, got.vrows), 2e-4);
+      const std::int64_t h = std::max<std::int64_t>(1, r / 2);
+      EXPECT_LT(subspace_distance(columns(got.u(), m, got.ucols, h),
+                                  columns(want.u(), m, want.ucols, h), m, h), 2e-3);
+      EXPECT_LT(subspace_distance(columns(transpose(got.vt(), got.vrows, n), n, got.vrows, h),
+                                  columns(transpose(want.vt(), want.vrows, n), n, want.vrows, h),
+                                  n, h), 2e-3);
+    }
+}
+
+// Batch members on the backend's threads: the same bytes on any thread count.
+TEST(Linalg, BatchedIsTheSameOnAnyThreadCount) {
+  const std::int64_t batch = 37, m = 9, n = 5;
+  const auto X = random_matrix<float>(batch * m * n, 1, 41);
+  test::expect_same_on_any_thread_count([&] {
+    std::vector<float> U(batch * m * n), S(batch * n), Vt(batch * n * n);
+    svd_batched(kCpu, X.data(), batch, m, n, {}, {U.data(), S.data(), Vt.data()});
+    return std::vector<std::vector<float>>{U, S, Vt};
+  });
 }
 
 // A rank-30 100 x 50 matrix through the Gram method: 20 values dropped, their U columns

@@ -15,6 +15,7 @@
 #include "genai/detail/losses.hpp"
 #include "genai/losses.hpp"
 #include "genai/rng.hpp"
+#include "tests/parallel_test_util.hpp"
 #include "tests/test_util.hpp"
 
 namespace genai {
@@ -114,6 +115,22 @@ TEST(CrossEntropy, EveryOptionMatchesDoubleFormulaAndFiniteDifferences) {
     const auto num = numeric_gradient(f, widen(logits));
     EXPECT_TRUE(test::close(grad, num, {1e-6, 1e-6}));
   }
+}
+
+// Rows in chunks of 16 on the backend's threads, the mean adding the chunks in order: loss
+// and gradient are the same bytes on any thread count (label smoothing, an ignored row).
+TEST(CrossEntropy, IsTheSameOnAnyThreadCount) {
+  const std::int64_t N = 100, C = 37;
+  const auto logits = test::normals(N * C, 60, 0, 3);
+  std::vector<std::int64_t> t(N);
+  for (std::int64_t i = 0; i < N; ++i) t[i] = (i * 7) % C;
+  t[5] = -100;
+  test::expect_same_on_any_thread_count([&] {
+    std::vector<float> loss(1), grad(N * C);
+    cross_entropy_loss(kCpu, logits.data(), t.data(), N, C, loss.data(), grad.data(),
+                       {.label_smoothing = 0.1f});
+    return std::vector<std::vector<float>>{loss, grad};
+  });
 }
 
 TEST(CrossEntropy, NoneGivesRowsAndTheGradientOfTheirSum) {

@@ -14,6 +14,7 @@
 #include "genai/io.hpp"
 #include "genai/nn.hpp"
 #include "nn_test_util.hpp"
+#include "parallel_test_util.hpp"
 #include "test_util.hpp"
 
 namespace genai {
@@ -131,6 +132,29 @@ TEST(Nn, ActivationForwardAndBackwardApplyTheFormulas) {
     std::vector<float> inplace = dy;
     activation_backward(kCpu, a, z.data(), inplace.data(), 1001, inplace.data());
     EXPECT_EQ(inplace, dz) << to_string(a);
+  }
+}
+
+// The CPU's activation loops run in chunks on the backend's threads, in the AVX-512 / AVX2 clone
+// the machine picks: every element is the scalar float formula of genai/detail/nn.hpp bit for
+// bit (NaN for NaN), over several chunks, the special values and both ends of exp_f's range.
+TEST(Nn, ActivationLoopsAreTheScalarFloatFormulasBitForBit) {
+  std::vector<float> z = test::normals(100003, 3, 0, 8);
+  const std::vector<float> dy = test::normals(z.size(), 4);
+  const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 88.5f, -88.5f, 87.9f, -86.9f,
+                           1e-30f, -1e-30f, 100.0f, -100.0f, 0.625f, -0.625f};
+  std::copy(std::begin(special), std::end(special), z.begin() + 5000);
+  auto bits = [](float f) { return f != f ? 0x7fc00000u : rng::detail::bits(f); };
+  for (const Activation a : kAll) {
+    std::vector<float> y(z.size()), dz(z.size());
+    activation_forward(kCpu, a, z.data(), static_cast<std::int64_t>(z.size()), y.data());
+    activation_backward(kCpu, a, z.data(), dy.data(), static_cast<std::int64_t>(z.size()),
+                        dz.data());
+    for (std::size_t i = 0; i < z.size(); ++i) {
+      ASSERT_EQ(bits(y[i]), bits(detail::activate(a, z[i]))) << to_string(a) << " at " << z[i];
+      ASSERT_EQ(bits(dz[i]), bits(dy[i] * detail::activate_grad(a, z[i])))
+          << to_string(a) << " at " << z[i];
+    }
   }
 }
 
@@ -514,13 +538,42 @@ TEST(Nn, MlpForwardBackwardMatchOracleAndFiniteDifferences) {
   }
 }
 
+// The tiny-diffusion shape at width w (2 -> w -> w -> w -> 2, GELU(erf), residual, a time
+// embedding of w / 2) initialised from init_seed, and a batch of n inputs, times and output
+// gradients drawn from seeds seed, seed + 1, seed + 2.
+struct GeluMlpCase {
+  Mlp m;
+  std::int64_t N;
+  std::vector<float> x, t, dy;
+  GeluMlpCase(std::int64_t w, std::int64_t n, std::uint64_t init_seed, std::uint64_t seed)
+      : m(kCpu, {.sizes = {2, w, w, w, 2}, .activation = Activation::GELUErf,
+                 .time_embedding_dim = w / 2, .residual = true}),
+        N(n), x(test::normals(2 * n, seed)), t(test::uniforms(n, seed + 1, 0, 1000)),
+        dy(test::normals(2 * n, seed + 2)) {
+    m.init(init_seed);
+  }
+};
+
+// A step's GEMMs in blocks of rows (and of output features for the weight gradients), the
+// bias gradients of the row blocks added in block order: output, input gradient and every
+// parameter gradient are the same bytes on any thread count.
+TEST(Nn, MlpStepIsTheSameOnAnyThreadCount) {
+  GeluMlpCase c(64, 600, 5, 21);
+  test::expect_same_on_any_thread_count([&] {
+    MlpWorkspace ws;
+    std::vector<float> y(2 * c.N), dx(2 * c.N);
+    c.m.forward(ws, c.x.data(), c.t.data(), c.N, y.data());
+    c.m.backward(ws, c.dy.data(), dx.data());
+    return std::vector<std::vector<float>>{
+        y, dx, std::vector<float>(c.m.gradients(), c.m.gradients() + c.m.flat_size())};
+  });
+}
+
 TEST(Nn, MlpAccumulatesGradientsAndReusesItsWorkspace) {
-  Mlp m(kCpu, {.sizes = {2, 32, 32, 32, 2}, .activation = Activation::GELUErf,
-               .time_embedding_dim = 16, .residual = true});
-  m.init(3);
-  const std::int64_t N = 40;
-  const auto x = test::normals(2 * N, 11), t = test::uniforms(N, 12, 0, 1000);
-  const auto dy = test::normals(2 * N, 13);
+  GeluMlpCase c(32, 40, 3, 11);
+  Mlp& m = c.m;
+  const std::int64_t N = c.N;
+  const auto &x = c.x, &t = c.t, &dy = c.dy;
   MlpWorkspace ws;
   std::vector<float> y(2 * N);
   m.forward(ws, x.data(), t.data(), N, y.data());

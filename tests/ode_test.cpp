@@ -12,6 +12,7 @@
 #include "genai/detail/ode.hpp"
 #include "genai/ode.hpp"
 #include "ode_test_util.hpp"
+#include "parallel_test_util.hpp"
 #include "test_util.hpp"
 
 namespace genai {
@@ -293,8 +294,59 @@ TEST(Ode, BatchedCallableMatchesTheRowLoopBitForBit) {
   }
 }
 
+// On a fixed grid the built-in problems run 64 rows at a time, lane by lane: against the
+// batched callable (the scalar row code), the same bits, counts and trajectory, for a batch of
+// a full group and a partial one, d = 2 (compiled for it) and d = 3 (any d), with and without
+// t_eval, and dopri5 stepped on the grid.
+TEST(Ode, FixedStepLanesAreTheRowLoopBitForBit) {
+  const std::int64_t batch = 77;
+  for (const OdeProblem& p : {OdeProblem::spiral(), OdeProblem::decay(3, 0.7)}) {
+    const std::int64_t d = p.d;
+    const detail::BuiltinOde f{p.kind, {p.p[0], p.p[1], p.p[2], p.p[3]}};
+    const OdeProblem custom = OdeProblem::custom(d, [&](const OdeEval& e) {
+      for (std::int64_t i = 0; i < e.n; ++i) f(e.rows[i], e.t[i], e.y + i * d, e.dydt + i * d, int(d));
+    });
+    const auto y0 = test::normals(batch * d, 80 + d, 0.0f, 0.5f);
+    for (const OdeOptions& o :
+         {OdeOptions{.method = OdeMethod::Euler, .dt = 0.03},
+          OdeOptions{.method = OdeMethod::RK4, .dt = 0.07, .t_eval = {0.0, 0.5, 1.0}},
+          OdeOptions{.method = OdeMethod::Midpoint, .dt = 0.1, .t_eval = {0.33}},
+          OdeOptions{.method = OdeMethod::Dopri5, .dt = 0.05, .adaptive = false, .t_eval = {0.9}}}) {
+      SCOPED_TRACE(to_string(o.method) + " d " + std::to_string(d));
+      std::vector<float> a = y0, b = y0, ta(o.t_eval.size() * batch * d), tb(ta.size());
+      test::poison(ta);
+      test::poison(tb);
+      const OdeStats sa = ode_solve(Context::cpu(), p, a.data(), batch, 0.0, 1.0, o, ta.data());
+      const OdeStats sb = ode_solve(Context::cpu(), custom, b.data(), batch, 0.0, 1.0, o, tb.data());
+      EXPECT_TRUE(test::same_bytes(a, b));
+      EXPECT_TRUE(test::same_bytes(ta, tb));
+      EXPECT_EQ(sa.nfev, sb.nfev);
+      EXPECT_EQ(sa.accepted, sb.accepted);
+    }
+  }
+}
+
 // Counts: fixed-step methods evaluate f stages x steps times; dopri5 2 + 6 per attempt with
 // Hairer's first step, 1 + 6 per attempt with a given one.
+// A built-in problem's rows in chunks on the backend's threads: states, trajectory and counts
+// are the same bytes on any thread count, fixed-step and adaptive.
+TEST(Ode, RowsAreTheSameOnAnyThreadCount) {
+  const std::int64_t rows = 600;
+  const std::vector<float> y0 = test::normals(rows * 2, 70);
+  for (const OdeOptions& o : {OdeOptions{.method = OdeMethod::RK4, .dt = 0.01, .t_eval = {0.5, 1.0}},
+                              OdeOptions{.method = OdeMethod::Dopri5, .t_eval = {0.25, 1.0}}}) {
+    test::expect_same_on_any_thread_count([&] {
+      std::vector<float> y = y0, traj(2 * rows * 2);
+      const OdeStats st =
+          ode_solve(Context::cpu(), OdeProblem::spiral(), y.data(), rows, 0.0, 1.0, o, traj.data());
+      std::vector<float> counts;
+      for (const auto* v : {&st.nfev, &st.accepted, &st.rejected})
+        for (std::int64_t c : *v) counts.push_back(static_cast<float>(c));
+      return std::vector<std::vector<float>>{y, traj, counts};
+    });
+  }
+}
+
 TEST(Ode, CountsAreTheMethodsEvaluations) {
   const std::pair<OdeMethod, int> stages[] = {{OdeMethod::Euler, 1}, {OdeMethod::Midpoint, 2},
                                               {OdeMethod::RK4, 4}, {OdeMethod::RK4_38, 4}};

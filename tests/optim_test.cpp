@@ -11,7 +11,9 @@
 #include <numbers>
 #include <vector>
 
+#include "genai/detail/optim.hpp"
 #include "genai/optim.hpp"
+#include "tests/parallel_test_util.hpp"
 #include "tests/test_util.hpp"
 
 namespace genai {
@@ -197,6 +199,78 @@ TEST(Adam, ManyTensorsInOneCallEqualOneCallEach) {
     EXPECT_EQ(one[k].p, each[k].p);
     EXPECT_EQ(one[k].v_max, each[k].v_max);
   }
+}
+
+// Tensors longer than a chunk (16384 elements) run in chunks on the backend's threads, in the
+// AVX-512 / AVX2 clone of the update loop: three steps of `library` (the tensors as one list)
+// give the bits of `scalar` (genai/detail/optim.hpp's update element by element), on any thread
+// count.
+template <class Library, class Scalar>
+void expect_scalar_bits_on_any_thread_count(Library library, Scalar scalar) {
+  const std::vector<std::int64_t> sizes = {40000, 3, 16384};
+  auto run = [&](auto step_all) {
+    std::vector<HostTensor> ts;
+    for (std::size_t k = 0; k < sizes.size(); ++k) {
+      ts.emplace_back(test::normals(sizes[k], 30 + k));
+      ts.back().g = test::normals(sizes[k], 40 + k);
+    }
+    for (int s = 1; s <= 3; ++s) step_all(ts, s);
+    std::vector<std::vector<float>> out;
+    for (auto& t : ts) out.insert(out.end(), {t.p, t.m, t.v, t.v_max});
+    return out;
+  };
+  EXPECT_TRUE(test::same_bytes(run(library), run(scalar)));
+  test::expect_same_on_any_thread_count([&] { return run(library); });
+}
+
+TEST(Adam, ChunkedLoopsAreTheScalarUpdateOnAnyThreadCount) {
+  for (const bool ams : {false, true}) {
+    SCOPED_TRACE(ams ? "amsgrad" : "adam");
+    const AdamOptions o{.lr = 3e-3f, .weight_decay = 0.01f, .amsgrad = ams};
+    expect_scalar_bits_on_any_thread_count(
+        [&](std::vector<HostTensor>& ts, int s) {
+          std::vector<AdamTensor> list;
+          for (auto& t : ts) list.push_back(t.adam());
+          adam_step(kCpu, list, s, o);
+        },
+        [&](std::vector<HostTensor>& ts, int s) {
+          const detail::AdamCoeffs k = detail::adam_coeffs(o, s);
+          for (auto& t : ts)
+            for (std::size_t i = 0; i < t.p.size(); ++i)
+              detail::adam_element(k, t.p[i], t.g[i], t.m[i], t.v[i], t.v_max[i]);
+        });
+  }
+}
+
+TEST(Sgd, ChunkedLoopsAreTheScalarUpdateOnAnyThreadCount) {
+  const SgdOptions o{.lr = 0.01f, .momentum = 0.9f, .weight_decay = 1e-3f, .nesterov = true};
+  expect_scalar_bits_on_any_thread_count(
+      [&](std::vector<HostTensor>& ts, int s) {
+        std::vector<SgdTensor> list;
+        for (auto& t : ts) list.push_back(t.sgd());
+        sgd_step(kCpu, list, s, o);
+      },
+      [&](std::vector<HostTensor>& ts, int s) {
+        const detail::SgdCoeffs k = detail::sgd_coeffs(o, s);
+        for (auto& t : ts)
+          for (std::size_t i = 0; i < t.p.size(); ++i)
+            detail::sgd_element(k, t.p[i], t.g[i], t.m[i]);
+      });
+}
+
+TEST(Ema, ChunkedLoopsAreTheScalarUpdateOnAnyThreadCount) {
+  const float decay = 0.9f, omd = static_cast<float>(1.0 - static_cast<double>(decay));
+  expect_scalar_bits_on_any_thread_count(
+      [&](std::vector<HostTensor>& ts, int) {
+        std::vector<EmaTensor> list;
+        for (auto& t : ts)
+          list.push_back({t.m.data(), t.p.data(), static_cast<std::int64_t>(t.p.size())});
+        ema_update(kCpu, list, decay);
+      },
+      [&](std::vector<HostTensor>& ts, int) {
+        for (auto& t : ts)
+          for (std::size_t i = 0; i < t.p.size(); ++i) detail::ema_element(omd, t.m[i], t.p[i]);
+      });
 }
 
 TEST(Adam, BadArgumentsNameTheArgument) {

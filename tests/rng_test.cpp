@@ -6,7 +6,9 @@
 #include <numbers>
 #include <vector>
 
+#include "cpu_reference/rng.hpp"
 #include "genai/rng.hpp"
+#include "parallel_test_util.hpp"
 #include "test_util.hpp"
 
 namespace genai {
@@ -65,6 +67,44 @@ TEST(Rng, FillTakesLaneIModFourOfBlockIDivFour) {
   fill_uniform(Context::cpu(), out.data(), 10, key);
   for (int i = 0; i < 10; ++i)
     EXPECT_EQ(out[i], rng::uniform4(42, 7, i / 4, 3).v[i % 4]) << i;
+}
+
+// The CPU's 16-blocks-at-a-time generator (vectorised, in the clone this machine picks) is the
+// scalar rng::normal4 / uniform4 bit for bit: any start (across the 2^32 boundary of the block's
+// low word), any count (partial groups of 16).
+TEST(Rng, BlockGeneratorIsTheScalarOneBitForBit) {
+  const RngKey key{0x123456789abcdefull, 0x201, 77};
+  for (const std::uint64_t first : {std::uint64_t{0}, std::uint64_t{12345}, (std::uint64_t{1} << 32) - 5})
+    for (const std::int64_t count : {1, 15, 16, 17, 100}) {
+      std::vector<float> z(4 * count), u(4 * count);
+      ref::normal_blocks(key, first, count, z.data());
+      ref::uniform_blocks(key, first, count, u.data());
+      for (std::int64_t i = 0; i < count; ++i) {
+        const rng::Float4 zn = rng::normal4(key.seed, key.stream, first + i, key.step);
+        const rng::Float4 un = rng::uniform4(key.seed, key.stream, first + i, key.step);
+        for (int lane = 0; lane < 4; ++lane) {
+          ASSERT_EQ(rng::detail::bits(z[4 * i + lane]), rng::detail::bits(zn.v[lane]))
+              << "first " << first << " block " << i << " lane " << lane;
+          ASSERT_EQ(rng::detail::bits(u[4 * i + lane]), rng::detail::bits(un.v[lane]));
+        }
+      }
+    }
+}
+
+// A fill over several chunks: element i is still lane i % 4 of block i / 4, on any thread count.
+TEST(Rng, LargeFillsAreTheSameOnAnyThreadCount) {
+  const std::int64_t n = 4 * 3 * ref::kBlocksPerChunk + 7;
+  const RngKey key{9, 3, 1};
+  test::expect_same_on_any_thread_count([&] {
+    std::vector<float> z(n), u(n);
+    fill_normal(Context::cpu(), z.data(), n, key, 1.0f, 2.0f);
+    fill_uniform(Context::cpu(), u.data(), n, key, -1.0f, 3.0f);
+    return std::vector<std::vector<float>>{z, u};
+  });
+  std::vector<float> z(n);
+  fill_normal(Context::cpu(), z.data(), n, key, 1.0f, 2.0f);
+  for (std::int64_t i = 0; i < n; i += 997)
+    EXPECT_EQ(z[i], rng::detail::fma(2.0f, rng::normal4(9, 3, i / 4, 1).v[i % 4], 1.0f)) << i;
 }
 
 TEST(Rng, SeedStreamAndStepEachChangeTheNumbers) {

@@ -75,7 +75,7 @@ void attention_any(const Context& ctx, const T* q, const T* k, const T* v,
   if (ctx.is_cuda())
     return cuda::attention(ctx, q, k, v, shape, scale, opts, out, outputs.lse, outputs.weights);
 #endif
-  ref::attention(q, k, v, shape, scale, opts, out, outputs.lse, outputs.weights);
+  ref::attention_blocked(q, k, v, shape, scale, opts, out, outputs.lse, outputs.weights);
 }
 
 }  // namespace

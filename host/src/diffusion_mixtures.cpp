@@ -184,28 +184,41 @@ void sample_mixture(const Context& ctx, const NoiseSchedule& s, const GaussianMi
   if (o.step.prediction_type != PredictionType::Epsilon)
     throw_argument(fn, "opts.step.prediction_type",
                    "must be epsilon (the mixture model predicts epsilon)");
-#if GENAI_WITH_CUDA
-  const bool fusable = o.sampler == SamplerKind::DDPM || o.sampler == SamplerKind::DDIM;
-  if (ctx.is_cuda() && fusable && cuda::fused_supported(m.d, m.K)) {
+  // The fused loops (every step of a row in one pass): the kernels for DDPM and DDIM, the CPU for
+  // every sampler with one model call per step unless progress is reported step by step.
+  const auto fused_steps = [&](auto step_type) {
     const auto ts = sampler_timesteps(s, o);
-    if (n == 0) return;
-    std::vector<cuda::FusedStep> steps;
+    std::vector<decltype(step_type)> steps;
     for (std::size_t i = 0; i < ts.size(); ++i) {
       const std::int64_t prev = i + 1 < ts.size() ? ts[i + 1] : -1;
       steps.push_back({detail::step_coeffs(s, o.sampler, ts[i], prev, o.step),
-                       s.alphas_cumprod()[ts[i]],
-                       static_cast<std::uint32_t>(ts[i])});
+                       s.alphas_cumprod()[ts[i]], static_cast<std::uint32_t>(ts[i])});
     }
-    cuda::sample_mixture_fused(ctx, m, steps, n, o.step.seed,
-                               static_cast<std::uint32_t>(s.num_train_timesteps()),
-                               o.draw_initial_noise, clip_of(o.sampler, o.step), o.keep_every,
-                               o.intermediates, x);
-    if (o.progress) o.progress(static_cast<std::int64_t>(ts.size()),
-                               static_cast<std::int64_t>(ts.size()));
-    detail::check_samples(fn, ctx, x, n, m.d, o, static_cast<std::int64_t>(ts.size()));
+    return steps;
+  };
+  const auto T = static_cast<std::uint32_t>(s.num_train_timesteps());
+  const float clip = clip_of(o.sampler, o.step);
+#if GENAI_WITH_CUDA
+  const bool fusable = o.sampler == SamplerKind::DDPM || o.sampler == SamplerKind::DDIM;
+  if (ctx.is_cuda() && fusable && cuda::fused_supported(m.d, m.K)) {
+    const auto steps = fused_steps(cuda::FusedStep{});
+    if (n == 0) return;
+    cuda::sample_mixture_fused(ctx, m, steps, n, o.step.seed, T, o.draw_initial_noise, clip,
+                               o.keep_every, o.intermediates, x);
+    if (o.progress) o.progress(static_cast<std::int64_t>(steps.size()),
+                               static_cast<std::int64_t>(steps.size()));
+    detail::check_samples(fn, ctx, x, n, m.d, o, static_cast<std::int64_t>(steps.size()));
     return;
   }
 #endif
+  if (!ctx.is_cuda() && o.sampler != SamplerKind::PFOdeHeun && !o.progress) {
+    const auto steps = fused_steps(ref::MixtureStep{});
+    if (n == 0) return;
+    ref::sample_mixture(m, steps, n, o.step.seed, T, o.draw_initial_noise, clip, o.keep_every,
+                        o.intermediates, x);
+    detail::check_samples(fn, ctx, x, n, m.d, o, static_cast<std::int64_t>(steps.size()));
+    return;
+  }
   sample(ctx, s, mixture_model(m, s), n, m.d, x, o);
 }
 

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "cpu_reference/linalg.hpp"
+#include "cpu_reference/parallel.hpp"
 #include "genai/buffer.hpp"
 #include "genai/nvtx.hpp"
 #include "host/src/finite.hpp"
@@ -91,11 +92,23 @@ SvdReport svd_impl(const char* fn, const Context& ctx, const T* X, std::int64_t 
   detail::require_finite_matrix(ctx, fn, "X", X, batch * m, n);
   const std::int64_t r = o.k > 0 ? o.k : std::min(m, n);
   const std::int64_t ucols = o.full ? m : r, vrows = o.full ? n : r;
-  SvdReport total;
-  for (std::int64_t b = 0; b < batch; ++b) {
+  // One matrix: LAPACK on the backend's thread count (OpenBLAS's threads); a batch: its members
+  // on the backend's threads, LAPACK on one each. Reports combined in batch order.
+  std::vector<SvdReport> reps(static_cast<std::size_t>(batch));
+  auto one = [&](std::int64_t b) {
     const SvdOutputs<T> ob{out.U ? out.U + b * m * ucols : nullptr, out.S + b * r,
                            out.Vt ? out.Vt + b * vrows * n : nullptr};
-    const SvdReport rep = ref::svd(X + b * m * n, m, n, o, ob);
+    reps[b] = ref::svd(X + b * m * n, m, n, o, ob);
+  };
+  if (batch == 1) {
+    const ref::BlasThreads threads(ref::num_threads());
+    one(0);
+  } else {
+    ref::parallel_for(batch, one);
+  }
+  SvdReport total;
+  for (std::int64_t b = 0; b < batch; ++b) {
+    const SvdReport& rep = reps[b];
     if (b == 0) total = rep;
     total.sweeps = std::max(total.sweeps, rep.sweeps);
     total.converged = total.converged && rep.converged;

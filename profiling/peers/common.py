@@ -18,6 +18,9 @@ the side-by-side), and optional note / extra. A markdown table is printed at the
 
 `python3 common.py compare PEERS.jsonl BENCH.json` puts the peers beside genai_bench's medians
 (its --benchmark_out JSON): ratio = peer seconds / our seconds (> 1: ours is faster).
+`python3 common.py threads PEERS1.jsonl PEERSN.jsonl BENCH1.json BENCHN.json` does it on one
+thread and on all threads in one table, each time with its spread (fastest-slowest call or
+repetition); cpu_compare.sh writes it.
 Plain Python only: this file imports neither numpy, torch nor jax at module level.
 """
 
@@ -174,6 +177,10 @@ class Run:
         }
         if rec["device"] == "cpu":
             rec["threads"] = os.environ.get("OMP_NUM_THREADS") or "default"
+        global _last_range
+        if _last_range is not None:
+            rec["min"], rec["max"] = _last_range
+            _last_range = None
         if note:
             rec["note"] = note
         if extra:
@@ -206,6 +213,11 @@ class Run:
 
 # ---- timing ------------------------------------------------------------------------------------
 
+# The fastest and slowest timed call of the last timing loop, recorded with the next result (the
+# spread beside its median).
+_last_range = None
+
+
 def _loop(call, timed_call, warmup, repeats, budget):
     # Warm-up calls are not timed for the report; a single one suffices when one call already
     # takes more than a tenth of the budget (slow peers: the first call did the warming).
@@ -222,6 +234,8 @@ def _loop(call, timed_call, warmup, repeats, budget):
         i += 1
         if spent > budget:
             break
+    global _last_range
+    _last_range = (min(times), max(times))
     return statistics.median(times), len(times)
 
 
@@ -357,6 +371,21 @@ def fmt_rate(v, unit):
 _UNIT_S = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 
 
+def load_bench_runs(path):
+    """genai_bench's JSON -> {run_name: (median, min, max) seconds} over its repetitions (the
+    plain entries; the median aggregate where present, else their median)."""
+    with open(path) as f:
+        data = json.load(f)
+    runs = {}
+    for b in data.get("benchmarks", []):
+        if b.get("error_occurred") or b.get("run_type") == "aggregate":
+            continue
+        secs = b["real_time"] * _UNIT_S.get(b.get("time_unit", "ns"), 1e-9)
+        runs.setdefault(b.get("run_name", b.get("name")), []).append(secs)
+    medians = load_bench(path)
+    return {k: (medians.get(k, statistics.median(v)), min(v), max(v)) for k, v in runs.items()}
+
+
 def load_bench(path):
     """genai_bench's JSON (Google Benchmark --benchmark_out) -> {run_name: median seconds}.
     Uses the 'median' aggregate when present (--benchmark_repetitions), else the median of
@@ -412,6 +441,78 @@ def markdown_table(results, ours=None, title=None):
     return "\n".join(lines)
 
 
+def _spread(median, lo, hi):
+    if median is None:
+        return "-"
+    if lo is None or hi is None:
+        return fmt_seconds(median)
+    return f"{fmt_seconds(median)} ({fmt_seconds(lo)}–{fmt_seconds(hi)})"
+
+
+def threads_table(peers_one, peers_all, ours_one, ours_all, before=None):
+    """One row per peer result: the peer on one thread and with its default threads, ours on one
+    thread and on all threads (medians, with the fastest and slowest repetition), and the two
+    ratios peer / ours (> 1: ours faster). peers_*: result dicts (Run.record); ours_*:
+    {benchmark name: (median, min, max)}; before (optional, same form): an older build of ours
+    on one thread, for the before / after column."""
+    def key(r):
+        return (r["peer"], r["case"], r["shape"], r.get("dtype", ""))
+
+    default = {key(r): r for r in peers_all}
+    head = ("| peer | case | shape | dtype | peer, 1 thread | ours, 1 thread | ratio | "
+            "peer, default threads | ours, all threads | ratio |")
+    sep = "|---|---|---|---|---:|---:|---:|---:|---:|---:|"
+    if before is not None:
+        head += " ours before, 1 thread | ratio before |"
+        sep += "---:|---:|"
+    lines = [head, sep]
+
+    def ratio(peer, ours):
+        return f"{peer / ours[0]:.2f}x" if peer and ours and ours[0] else ""
+
+    for r in peers_one:
+        name = r.get("ours") or ""
+        o1, on = ours_one.get(name), ours_all.get(name)
+        d = default.get(key(r), {})
+        p1, pn = r.get("seconds"), d.get("seconds")
+        row = (f"| {r['peer']} | {r['case']} | {r['shape']} | {r.get('dtype', '')} | "
+               f"{_spread(p1, r.get('min'), r.get('max')) if p1 else (r.get('note') or '-')} | "
+               f"{_spread(*o1) if o1 else '-'} | {ratio(p1, o1)} | "
+               f"{_spread(pn, d.get('min'), d.get('max')) if pn else (d.get('note') or '-')} | "
+               f"{_spread(*on) if on else '-'} | {ratio(pn, on)} |")
+        if before is not None:
+            b = before.get(name)
+            row += f" {_spread(*b) if b else '-'} | {ratio(p1, b)} |"
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def _read_jsonl(path):
+    out = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                out.append(json.loads(line))
+    return out
+
+
+def _threads_main(argv):
+    p = argparse.ArgumentParser(
+        prog="common.py threads",
+        description="Peers and ours on one thread and on all threads, side by side.")
+    p.add_argument("peers_one", help="peer results run with --threads 1 (JSON lines)")
+    p.add_argument("peers_all", help="peer results with their default threads (JSON lines)")
+    p.add_argument("ours_one", help="genai_bench JSON, GENAI_NUM_THREADS=1")
+    p.add_argument("ours_all", help="genai_bench JSON, the backend's default thread count")
+    p.add_argument("--before", help="genai_bench JSON of an older build, one thread")
+    a = p.parse_args(argv)
+    print(threads_table(_read_jsonl(a.peers_one), _read_jsonl(a.peers_all),
+                        load_bench_runs(a.ours_one), load_bench_runs(a.ours_all),
+                        load_bench_runs(a.before) if a.before else None))
+    return 0
+
+
 def _compare_main(argv):
     p = argparse.ArgumentParser(
         prog="common.py compare",
@@ -433,5 +534,9 @@ def _compare_main(argv):
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "compare":
         sys.exit(_compare_main(sys.argv[2:]))
-    print("usage: python3 common.py compare PEERS.jsonl [BENCH.json]", file=sys.stderr)
+    if len(sys.argv) >= 2 and sys.argv[1] == "threads":
+        sys.exit(_threads_main(sys.argv[2:]))
+    print("usage: python3 common.py compare PEERS.jsonl [BENCH.json]\n"
+          "       python3 common.py threads PEERS1.jsonl PEERSN.jsonl BENCH1.json BENCHN.json "
+          "[--before BENCH.json]", file=sys.stderr)
     sys.exit(2)

@@ -129,12 +129,12 @@ GENAI_HD void sincos_2pi(float t, float& s, float& c) {
                        fma(a2, fma(a2, 2.443315711809948e-5f, -1.388731625493765e-3f),
                            4.166664568298827e-2f),
                        fma(-0.5f, a2, 1.0f));
-  switch (static_cast<int>(k) & 3) {
-    case 0: s = sa; c = ca; break;
-    case 1: s = ca; c = -sa; break;
-    case 2: s = -sa; c = -ca; break;
-    default: s = -ca; c = sa; break;
-  }
+  // Quadrant q: (s, c) = (sa, ca), (ca, -sa), (-sa, -ca), (-ca, sa), as selects (no branch, so
+  // the CPU's loops over many blocks vectorise).
+  const int q = static_cast<int>(k) & 3;
+  const float s0 = (q & 1) ? ca : sa, c0 = (q & 1) ? sa : ca;
+  s = (q & 2) ? -s0 : s0;
+  c = (q == 1 || q == 2) ? -c0 : c0;
 }
 }  // namespace detail
 

@@ -31,6 +31,18 @@ struct TargetView {
   // l_k = log w_k - 1/2 sum_j ((x_j - mu_kj)^2 / v_kj + log v_kj).
   template <class T, int D, class A, class G>
   GENAI_HD T log_density_grad(T extra_var, const A& x, G& g) const;
+  // The mixture branch of log_density_grad with log v_kj from log_var(k, j, v), v = vars[k, j]
+  // + extra_var (LogOf: log(v); the CPU chains pass a table of the same values).
+  template <class T, int D, class A, class G, class LogVar>
+  GENAI_HD T mixture_log_density_grad(T extra_var, const A& x, G& g, const LogVar& log_var) const;
+};
+
+// log v, for TargetView::mixture_log_density_grad.
+struct LogOf {
+  template <class T>
+  GENAI_HD T operator()(int /*k*/, int /*j*/, T v) const {
+    return log(v);
+  }
 };
 
 // t's parameters as one array [log w (K) | means (K x d) | vars (K x d) | chol (d x d)], and
@@ -80,6 +92,14 @@ GENAI_HD T TargetView::log_density_grad(T extra_var, const A& x, G& g) const {
     for (int i = 0; i < d; ++i) g[i] = -g[i];
     return T(-0.5) * l;
   }
+  return mixture_log_density_grad<T, D>(extra_var, x, g, LogOf{});
+}
+
+template <class T, int D, class A, class G, class LogVar>
+GENAI_HD T TargetView::mixture_log_density_grad(T extra_var, const A& x, G& g,
+                                                const LogVar& log_var) const {
+  const TargetView& t = *this;
+  const int d = D > 0 ? D : t.d;
   T m = -INFINITY, s = 0;
   for (int j = 0; j < d; ++j) g[j] = 0;
   for (int k = 0; k < t.K; ++k) {
@@ -88,7 +108,7 @@ GENAI_HD T TargetView::log_density_grad(T extra_var, const A& x, G& g) const {
     T l = T(0);
     for (int j = 0; j < d; ++j) {
       const T v = T(var[j]) + extra_var, r = T(x[j]) - T(mu[j]);
-      l += r * r / v + log(v);
+      l += r * r / v + log_var(k, j, v);
     }
     l = T(t.log_weights[k]) - T(0.5) * l;
     if (l > m) {  // rescale what has been summed to the new maximum
