@@ -144,10 +144,11 @@ phase_carry() {
       sed 's/^/ERROR: /'
     return 1
   fi
-  # Every dependency the configure found must come from the carry.
+  # Every dependency the configure found must come from the carry, except the compiler's own
+  # runtime under /usr/lib/gcc (OpenMP's libgomp, as libstdc++: it comes with the compiler).
   local outside
   outside="$(grep -E '^[A-Za-z0-9_]+(:[A-Z]+)?=/usr/(include|lib|share|src)' "$dir/CMakeCache.txt" |
-             grep -vE ':INTERNAL=|^CMAKE_' || true)"
+             grep -vE ':INTERNAL=|^CMAKE_|=/usr/lib/gcc/' || true)"
   if [ -n "$outside" ]; then
     printf '%s\n' "$outside" | sed 's/^/ERROR: found outside the carry: /'
     return 1
