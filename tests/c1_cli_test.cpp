@@ -3,8 +3,6 @@
 // C1's claim about the latents on a Fashion-MNIST subset, and bad input refused with exit 2.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -16,33 +14,22 @@
 #include <vector>
 
 #include "genai/rng.hpp"
-#include "tests/test_util.hpp"
+#include "tests/cli_test_util.hpp"
 
 namespace genai {
 namespace {
 
 namespace fs = std::filesystem;
 
-class C1Cli : public ::testing::Test {
+class C1Cli : public test::CliTest {
  protected:
-  void SetUp() override {
-    const char* exe = std::getenv("GENAI_CLI");
-    if (!exe || !*exe) GTEST_SKIP() << "the genai program is not built (GENAI_BUILD_CLI=OFF)";
-    program = exe;
-  }
-  // Runs `genai c1 --device cpu --out <tmp>/out <args>`; its exit status, its output in `output`.
+  // Runs `genai c1 --device cpu --out <dir>/out <args>`; its exit status, its output in `output`.
   int c1(const std::string& args) {
-    const fs::path log = tmp.path() / "log.txt";
-    const int rc = std::system((program + " c1 --device cpu --out " + out().string() + " " + args +
-                                " > " + log.string() + " 2>&1")
-                                   .c_str());
-    std::ifstream f(log);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    output = ss.str();
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    const test::CliRun r = test::genai_cli("c1 --device cpu --out " + out().string() + " " + args);
+    output = r.output;
+    return r.status;
   }
-  fs::path out() const { return tmp.path() / "out"; }
+  fs::path out() const { return dir() / "out"; }
   bool printed(const std::string& part) const { return output.find(part) != std::string::npos; }
   std::string report() const {
     std::ifstream f(out() / "c1.md");
@@ -71,8 +58,7 @@ class C1Cli : public ::testing::Test {
     return m;
   }
 
-  test::TempDir tmp;
-  std::string program, output;
+  std::string output;
 };
 
 // One epoch on 600 built-in images at k = 2 and 3: every method's row, the report's sections,
@@ -117,7 +103,7 @@ TEST_F(C1Cli, ASmallRunWritesTheReport) {
                            "c1_latent_k2.png.dat", "c1_loss_ae.png.dat", "c1_loss_vae.png.dat",
                            "c1_test_mse.png.dat"})
     EXPECT_TRUE(fs::exists(out() / data)) << data;
-  if (std::system("command -v gnuplot > /dev/null") != 0)
+  if (!test::have_gnuplot())
     GTEST_SKIP() << "gnuplot is not installed: the data was checked, the pictures cannot be";
   EXPECT_GT(fs::file_size(out() / "c1_reconstructions.png"), 1000u);
   EXPECT_NE(md.find("[c1_latent_k2.png](c1_latent_k2.png)"), std::string::npos);
@@ -139,7 +125,7 @@ void write_idx(const fs::path& path, std::uint8_t type, const std::vector<std::u
 }
 
 TEST_F(C1Cli, ReadsIdxFilesFromTheDataDirectory) {
-  const fs::path data = tmp.path() / "idx";
+  const fs::path data = dir() / "idx";
   fs::create_directories(data);
   for (const auto& [prefix, n] : {std::pair{std::string("train"), 40}, std::pair{std::string("t10k"), 12}}) {
     const std::vector<float> u = test::uniforms(n * 784, prefix == "train" ? 1 : 2);
@@ -187,7 +173,7 @@ TEST_F(C1Cli, BadInputExitsWithStatus2AndAMessage) {
   EXPECT_TRUE(printed("genai c1: --hidden: 'x' is not a positive integer")) << output;
   EXPECT_EQ(c1("--data builtin --epochs 0"), 2);
   EXPECT_TRUE(printed("argument '--epochs' must be >= 1 (got 0)")) << output;
-  EXPECT_EQ(c1("--data " + (tmp.path() / "nothing").string()), 2);
+  EXPECT_EQ(c1("--data " + (dir() / "nothing").string()), 2);
   EXPECT_TRUE(printed("holds no Fashion-MNIST")) << output;
   EXPECT_EQ(c1("--data builtin --train-images 50 --latent 60"), 2);
   EXPECT_TRUE(printed("sizes must be below the number of training images (50)")) << output;

@@ -52,6 +52,9 @@ class CliTest : public ::testing::Test {
   std::unique_ptr<TempDir> tmp_;
 };
 
+// Whether gnuplot is on PATH (the pictures are drawn by it; their data is written without it).
+inline bool have_gnuplot() { return std::system("command -v gnuplot > /dev/null 2>&1") == 0; }
+
 // `genai <args>` exits with status 2 (bad input) and prints `message`.
 inline void expect_refused(const std::string& args, const std::string& message) {
   const CliRun r = genai_cli(args);

@@ -116,7 +116,7 @@ TEST_F(LangevinCli, LangevinPlotWritesThePictureAndItsData) {
                              "--steps 100 --step-size 0.05 --quiet --plot " + png.string());
   EXPECT_EQ(lines_of(dir / "s.png.samples.dat"), 300) << r.output;
   EXPECT_EQ(lines_of(dir / "s.png.density.dat"), 200 * 200) << r.output;
-  if (std::system("command -v gnuplot > /dev/null 2>&1") != 0) {
+  if (!test::have_gnuplot()) {
     EXPECT_EQ(r.status, 2) << r.output;
     EXPECT_NE(r.output.find("gnuplot failed"), std::string::npos) << r.output;
     GTEST_SKIP() << "gnuplot is not installed: the data files were checked, the PNG cannot be";

@@ -48,7 +48,7 @@ TEST_F(LinalgCli, PcaOfGzipIdxImagesWithAPicture) {
   EXPECT_NE(r.output.find("||X - X_k||_F / ||X - mean||_F:  k = 1: 0.0000\n"), std::string::npos)
       << r.output;
 
-  if (std::system("command -v gnuplot > /dev/null") != 0)
+  if (!test::have_gnuplot())
     GTEST_SKIP() << "gnuplot is not installed (scripts/setup.sh installs gnuplot-nox)";
   const std::string png = (dir / "pca.png").string();
   r = genai_cli("pca --device cpu --in " + images + " --plot " + png);

@@ -17,25 +17,22 @@
 #include <vector>
 
 #include "genai/nn.hpp"
-#include "test_util.hpp"
+#include "cli_test_util.hpp"
 
 namespace genai {
 namespace {
 
 namespace fs = std::filesystem;
 
-class NeuralOdeCli : public ::testing::Test {
+class NeuralOdeCli : public test::CliTest {
  protected:
-  void SetUp() override {
-    const char* exe = std::getenv("GENAI_CLI");
-    if (!exe || !*exe) GTEST_SKIP() << "the genai program is not built (GENAI_BUILD_CLI=OFF)";
-    program = exe;
-  }
-  // Runs `genai neural-ode --device cpu <args>`: its exit status; stdout in `out`, stderr in `err`.
+  // Runs `genai neural-ode --device cpu <args>`: its exit status; stdout in `out`, stderr in `err`
+  // (apart: the numbers are read from stdout).
   int run(const std::string& args) {
-    const std::string o = dir / "out.txt", e = dir / "err.txt";
-    const int rc = std::system(
-        (program + " neural-ode --device cpu " + args + " > " + o + " 2> " + e).c_str());
+    const std::string o = path("out.txt"), e = path("err.txt");
+    const int rc = std::system((std::string(std::getenv("GENAI_CLI")) + " neural-ode --device cpu " +
+                                args + " > " + o + " 2> " + e)
+                                   .c_str());
     out = read(o);
     err = read(e);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
@@ -63,19 +60,16 @@ class NeuralOdeCli : public ::testing::Test {
     return n;
   }
 
-  std::string program, out, err;
-  test::TempDir dir;
+  std::string out, err;
 };
-
-bool have_gnuplot() { return std::system("command -v gnuplot > /dev/null") == 0; }
 
 // ode_demo's task, 500 Adam steps of 20 windows: the mean loss of the last 10 iterations below a
 // tenth of the first 10's and below 0.005 (measured over seeds 0-5: 0.001-0.0022 against
 // 0.035-0.051 at the start); the model file holds f; the pictures' data beside them.
 TEST_F(NeuralOdeCli, SpiralTrainingLossFallsBelowABound) {
-  const std::string model = dir / "f.safetensors", png = dir / "spiral.png",
-                    loss = dir / "loss.png";
-  const std::string plots = have_gnuplot() ? " --plot " + png + " --loss-plot " + loss : "";
+  const std::string model = path("f.safetensors"), png = path("spiral.png"),
+                    loss = path("loss.png");
+  const std::string plots = test::have_gnuplot() ? " --plot " + png + " --loss-plot " + loss : "";
   ASSERT_EQ(run("--iters 500 --seed 0 --progress-every 0 --out " + model + plots), 0) << out << err;
   EXPECT_NE(out.find("neural-ode spiral: f = MLP 2-50-50-2 tanh (2802 parameters, t none), rk4 dt "
                      "0.05, adjoint gradient, Adam lr 0.003, 500 iterations of 20 windows of 10 "
@@ -111,8 +105,8 @@ TEST_F(NeuralOdeCli, BackpropTrainsLikeTheAdjoint) {
 // Concentric circles: the flow and a linear read-out separate a disc from the ring around it (a
 // 2-D flow cannot unlink them; it squeezes the disc out between the sampled points).
 TEST_F(NeuralOdeCli, CirclesFlowSeparatesTheClasses) {
-  const std::string png = dir / "circles.png";
-  const std::string plots = have_gnuplot() ? " --plot " + png : "";
+  const std::string png = path("circles.png");
+  const std::string plots = test::have_gnuplot() ? " --plot " + png : "";
   ASSERT_EQ(run("--task circles --points 64 --iters 100 --seed 0 --progress-every 0" + plots), 0)
       << out << err;
   EXPECT_LT(number_after("of the last 10 "), 0.1 * number_after("mean of the first 10 "));

@@ -68,7 +68,7 @@ TEST_F(OdeCli, DecayTrajectoryIsTheLibrarys) {
 // one block per row.
 TEST_F(OdeCli, SpiralRecordsEvenlySpacedTimesAndDrawsThem) {
   const std::string out = (dir() / "s.npy").string(), png = (dir() / "s.png").string();
-  const bool have_gnuplot = std::system("command -v gnuplot > /dev/null") == 0;
+  const bool have_gnuplot = test::have_gnuplot();
   ASSERT_EQ(ode("--problem spiral --t-end 25 --batch 4 --rtol 1e-5 --atol 1e-8 --out " + out +
                 (have_gnuplot ? " --plot " + png : "")), 0) << output;
   const io::Array a = io::read_npy(out);

@@ -4,8 +4,6 @@
 // exits with status 2 and a message naming it, and writes nothing.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -16,7 +14,7 @@
 
 #include "genai/io.hpp"
 #include "genai/nn.hpp"
-#include "tests/test_util.hpp"
+#include "tests/cli_test_util.hpp"
 
 namespace genai {
 namespace {
@@ -26,31 +24,22 @@ namespace fs = std::filesystem;
 // A small model and a short run, for every command here.
 const std::string kSmall = " --device cpu --hidden 16,16 --time-dim 8 --batch 64 ";
 
-class TrainCli : public ::testing::Test {
+class TrainCli : public test::CliTest {
  protected:
-  void SetUp() override {
-    const char* exe = std::getenv("GENAI_CLI");
-    if (!exe || !*exe) GTEST_SKIP() << "the genai program is not built (GENAI_BUILD_CLI=OFF)";
-    program = exe;
-  }
   // Runs `genai <args>`: its exit status, its stdout and stderr in `output`.
   int run(const std::string& args) {
-    FILE* pipe = popen((program + " " + args + " 2>&1").c_str(), "r");
-    output.clear();
-    for (int ch; (ch = std::fgetc(pipe)) != EOF;) output += static_cast<char>(ch);
-    const int rc = pclose(pipe);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    const test::CliRun r = test::genai_cli(args);
+    output = r.output;
+    return r.status;
   }
   bool printed(const std::string& part) const { return output.find(part) != std::string::npos; }
-  static bool have_gnuplot() { return std::system("command -v gnuplot > /dev/null") == 0; }
 
-  test::TempDir dir;
-  std::string program, output;
+  std::string output;
 };
 
 TEST_F(TrainCli, TrainWritesACheckpointAndTheSamplerReadsIt) {
-  if (!have_gnuplot()) GTEST_SKIP() << "gnuplot is not installed (the loss curve is drawn)";
-  const std::string ckpt = dir / "m.safetensors";
+  if (!test::have_gnuplot()) GTEST_SKIP() << "gnuplot is not installed (the loss curve is drawn)";
+  const std::string ckpt = path("m.safetensors");
   // 15/16 of an epoch over 2048 rows in batches of 64: 30 steps.
   ASSERT_EQ(run("train --data two_modes --n 2048 --epochs 0.9375 --progress-every 0 --out " + ckpt + kSmall), 0)
       << output;
@@ -73,7 +62,7 @@ TEST_F(TrainCli, TrainWritesACheckpointAndTheSamplerReadsIt) {
   EXPECT_EQ(points, 60);
   EXPECT_GT(fs::file_size(ckpt + ".loss.png"), 1000u);
 
-  const std::string out = dir / "s.npy", png = dir / "s.png", traj = dir / "t.png";
+  const std::string out = path("s.npy"), png = path("s.png"), traj = path("t.png");
   ASSERT_EQ(run("sample --device cpu --model " + ckpt + " --n 300 --steps 10 --out " + out +
                 " --plot " + png + " --trajectory " + traj),
             0)
@@ -92,8 +81,8 @@ TEST_F(TrainCli, TrainWritesACheckpointAndTheSamplerReadsIt) {
 
 // --stop-after then --resume: the uninterrupted run's tensors byte for byte.
 TEST_F(TrainCli, StoppedAndResumedRunEqualsTheUninterruptedRun) {
-  if (!have_gnuplot()) GTEST_SKIP() << "gnuplot is not installed (the loss curve is drawn)";
-  const std::string a = dir / "a.safetensors", b = dir / "b.safetensors", c = dir / "c.safetensors";
+  if (!test::have_gnuplot()) GTEST_SKIP() << "gnuplot is not installed (the loss curve is drawn)";
+  const std::string a = path("a.safetensors"), b = path("b.safetensors"), c = path("c.safetensors");
   const std::string common = "train --data checkerboard --n 1000 --steps 40 --quiet" + kSmall;
   ASSERT_EQ(run(common + "--stop-after 17 --out " + a), 0) << output;
   EXPECT_EQ(io::read_safetensors(a).metadata.at("train.step"), "17");
@@ -107,7 +96,7 @@ TEST_F(TrainCli, StoppedAndResumedRunEqualsTheUninterruptedRun) {
 }
 
 TEST_F(TrainCli, BadInputExitsWithStatus2AndWritesNothing) {
-  const std::string out = dir / "out.safetensors";
+  const std::string out = path("out.safetensors");
   auto refused = [&](const std::string& args, const std::string& what) {
     EXPECT_EQ(run(args), 2) << args << "\n" << output;
     EXPECT_TRUE(printed(what)) << args << "\n" << output;
@@ -115,26 +104,26 @@ TEST_F(TrainCli, BadInputExitsWithStatus2AndWritesNothing) {
   };
   refused("train --data gmm8 --steps 0 --out " + out + kSmall, "argument 'opts.steps' must be >= 1 (got 0)");
   refused("train --data gmm8 --batch 0 --out " + out + " --device cpu", "argument 'opts.batch_size' must be >= 1 (got 0)");
-  refused("train --data gmm8 --out " + dir / "no/such/m.safetensors" + kSmall, "no folder");
+  refused("train --data gmm8 --out " + path("no/such/m.safetensors") + kSmall, "no folder");
   refused("train --data gmm8 --steps 5 --epochs 2 --out " + out + kSmall, "give --steps or --epochs, not both");
   refused("train --data spiral --out " + out + kSmall, "is 'spiral' (built-in sets:");
   const std::vector<float> v = {1, 2, 3};
-  io::write_npy(dir / "flat.npy", std::span<const float>(v), {3});
-  refused("train --data " + dir / "flat.npy" + " --out " + out + kSmall,
+  io::write_npy(path("flat.npy"), std::span<const float>(v), {3});
+  refused("train --data " + path("flat.npy") + " --out " + out + kSmall,
           "holds an array of shape [3]: data must be [n x d]");
-  refused("train --data " + dir / "none.npy" + " --out " + out + kSmall, "is not a readable .npy file");
+  refused("train --data " + path("none.npy") + " --out " + out + kSmall, "is not a readable .npy file");
   // Unreadable and mismatched model files.
-  io::write_file(dir / "junk.safetensors", std::vector<std::byte>(50, std::byte{3}));
-  refused("sample --device cpu --model " + dir / "junk.safetensors" + " --out " + out,
+  io::write_file(path("junk.safetensors"), std::vector<std::byte>(50, std::byte{3}));
+  refused("sample --device cpu --model " + path("junk.safetensors") + " --out " + out,
           "cannot read the checkpoint");
-  Mlp(Context::cpu(), {.sizes = {2, 4, 2}, .time_embedding_dim = 4}).save(dir / "plain.safetensors");
-  refused("sample --device cpu --model " + dir / "plain.safetensors" + " --out " + out,
+  Mlp(Context::cpu(), {.sizes = {2, 4, 2}, .time_embedding_dim = 4}).save(path("plain.safetensors"));
+  refused("sample --device cpu --model " + path("plain.safetensors") + " --out " + out,
           "metadata has no 'train.format' (not a training checkpoint?)");
-  refused("train --device cpu --resume " + dir / "plain.safetensors" + " --out " + out,
+  refused("train --device cpu --resume " + path("plain.safetensors") + " --out " + out,
           "not a training checkpoint");
   // A run on a file whose data then changes shape: d of the model != d of the data.
   const std::vector<float> rows = {0, 1, 1, 0, 2, 2, 3, 1};
-  const std::string data = dir / "data.npy", ckpt = dir / "ckpt.safetensors";
+  const std::string data = path("data.npy"), ckpt = path("ckpt.safetensors");
   io::write_npy(data, std::span<const float>(rows), {4, 2});
   ASSERT_EQ(run("train --data " + data + " --steps 4 --stop-after 2 --quiet --out " + ckpt + kSmall), 0)
       << output;
@@ -146,8 +135,8 @@ TEST_F(TrainCli, BadInputExitsWithStatus2AndWritesNothing) {
 }
 
 TEST_F(TrainCli, C3WritesItsReportAndPictures) {
-  if (!have_gnuplot()) GTEST_SKIP() << "gnuplot is not installed (c3 draws its pictures)";
-  const std::string out = dir / "c3";
+  if (!test::have_gnuplot()) GTEST_SKIP() << "gnuplot is not installed (c3 draws its pictures)";
+  const std::string out = path("c3");
   ASSERT_EQ(run("c3 --device cpu --data two_modes --n 2000 --steps 60 --batch 64 --samples 400 "
                 "--sample-steps 10 --quiet --out " + out),
             0)
@@ -169,8 +158,8 @@ TEST_F(TrainCli, C3WritesItsReportAndPictures) {
 }
 
 TEST_F(TrainCli, C2WritesItsTableAndGrid) {
-  if (!have_gnuplot()) GTEST_SKIP() << "gnuplot is not installed (c2 draws its grid)";
-  const std::string out = dir / "c2";
+  if (!test::have_gnuplot()) GTEST_SKIP() << "gnuplot is not installed (c2 draws its grid)";
+  const std::string out = path("c2");
   ASSERT_EQ(run("c2 --device cpu --target two_modes --steps 40 --batch 64 --samples 300 --quiet --out " + out), 0)
       << output;
   std::ifstream f(out + "/c2.md");
