@@ -1,6 +1,6 @@
 // CPU backend of the attention module. The reference: logits, max, sum of exponentials and
 // normalisation in double, one query row at a time. The users' path: the same in blocks, with
-// the logits and P V as CBLAS double GEMMs and an online softmax. fp16 / bf16 data are widened
+// the logits and P V as CBLAS float GEMMs and an online softmax. fp16 / bf16 data are widened
 // exactly and out rounded once.
 #include "cpu_reference/attention.hpp"
 
@@ -106,28 +106,44 @@ void attention_any(const T* q, const T* k, const T* v, const AttentionShape& sha
 }
 
 // Query rows per chunk of the blocked path, and keys per logit block. A chunk holds its rows'
-// output, running max and sum, one logit block and its keys' k and v in double: O(Bq d + Bq Bk
-// + Lk d) memory, never Lq x Lk.
-constexpr std::int64_t kQueryBlock = 64;
-constexpr std::int64_t kKeyBlock = 128;
+// output, running max and sum and one logit block in float, and (fp16 / bf16, or fp32 values
+// with a non-finite row) its keys and values widened: O(Bq d + Bq Bk + Lk d) memory, never
+// Lq x Lk. Both GEMMs of a block are SGEMMs; the chunk is compute-bound (4 Bq Bk d flops per
+// block against the Bq Bk exponentials of the softmax).
+constexpr std::int64_t kQueryBlock = 256;
+constexpr std::int64_t kKeyBlock = 256;
 
-int blas_int(std::int64_t v) { return static_cast<int>(v); }  // d <= 256, blocks <= 128
+int blas_int(std::int64_t v) { return static_cast<int>(v); }  // d <= 256, blocks <= 256
 
 // C [m x n] = alpha A [m x k] B^T (B [n x k]), row-major, leading dimensions the widths.
-void gemm_abt(std::int64_t m, std::int64_t n, std::int64_t k, double alpha, const double* A,
-              const double* B, double* C) {
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blas_int(m), blas_int(n), blas_int(k),
-              alpha, A, blas_int(k), B, blas_int(k), 0.0, C, blas_int(n));
+void gemm_abt(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* A,
+              const float* B, float* C) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blas_int(m), blas_int(n), blas_int(k),
+              alpha, A, blas_int(k), B, blas_int(k), 0.0f, C, blas_int(n));
 }
 
 // C [m x n] += A [m x k] B [k x n], row-major.
-void gemm_ab_add(std::int64_t m, std::int64_t n, std::int64_t k, const double* A, const double* B,
-                 double* C) {
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blas_int(m), blas_int(n), blas_int(k),
-              1.0, A, blas_int(k), B, blas_int(n), 1.0, C, blas_int(n));
+void gemm_ab_add(std::int64_t m, std::int64_t n, std::int64_t k, const float* A, const float* B,
+                 float* C) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blas_int(m), blas_int(n), blas_int(k),
+              1.0f, A, blas_int(k), B, blas_int(n), 1.0f, C, blas_int(n));
 }
 
-// One chunk of the blocked path: query rows [i0, i1) of head h of batch b.
+// Whether x [0, n) holds no NaN and no infinity (the exponent bits of each, or-ed: a loop that
+// vectorises, without an early exit).
+bool all_finite(const float* x, std::int64_t n) {
+  std::uint32_t special = 0;
+  for (std::int64_t e = 0; e < n; ++e)
+    special |= (std::bit_cast<std::uint32_t>(x[e]) & 0x7f800000u) == 0x7f800000u;
+  return special == 0;
+}
+template <class T>
+bool all_finite(const T* x, std::int64_t n) {
+  return std::all_of(x, x + n, [](T v) { return std::isfinite(static_cast<float>(v)); });
+}
+
+// One chunk of the blocked path: query rows [i0, i1) of head h of batch b. The logits and P V
+// in float (SGEMM), the exponentials in double rounded to float, the row sums in double.
 template <class T>
 class BlockedChunk {
  public:
@@ -145,64 +161,73 @@ class BlockedChunk {
     const std::int64_t kend = o_.causal ? std::clamp(i1 + Lk - s_.q_len, std::int64_t{0}, klen) : klen;
     const std::int64_t row0 = (b * s_.q_heads + h) * s_.q_len + i0;
     const std::int64_t kv = b * s_.kv_heads + h / (s_.q_heads / s_.kv_heads);
-    widen_rows(q_ + row0 * d, rows * d, qd_);
-    widen_rows(k_ + kv * Lk * d, kend * d, kd_);
-    widen_values(v_ + kv * Lk * d, kend);
-    acc_.assign(static_cast<std::size_t>(rows * d), 0.0);
-    m_.assign(static_cast<std::size_t>(rows), kNegInf);
+    qf_ = as_float(q_ + row0 * d, rows * d, qd_);
+    kf_ = as_float(k_ + kv * Lk * d, kend * d, kd_);
+    vf_ = finite_values(v_ + kv * Lk * d, kend);
+    acc_.assign(static_cast<std::size_t>(rows * d), 0.0f);
+    m_.assign(static_cast<std::size_t>(rows), kNegInfF);
     l_.assign(static_cast<std::size_t>(rows), 0.0);
-    sb_.resize(static_cast<std::size_t>(rows * kKeyBlock));
+    lse_.resize(static_cast<std::size_t>(rows));
+    sb_.resize(static_cast<std::size_t>(rows * std::min(kKeyBlock, std::max<std::int64_t>(kend, 1))));
     for (std::int64_t j0 = 0; j0 < kend; j0 += kKeyBlock) {
       const std::int64_t cols = std::min(kKeyBlock, kend - j0);
       logits(b, h, i0, rows, j0, cols);
       for (std::int64_t r = 0; r < rows; ++r) {
-        double* sr = sb_.data() + r * cols;
-        const double m = std::max(m_[r], max_of(sr, cols));
-        if (m == kNegInf) {  // nothing kept so far: P = 0
-          std::fill(sr, sr + cols, 0.0);
+        float* sr = sb_.data() + r * cols;
+        const float m = std::max(m_[r], max_of(sr, cols));
+        if (m == kNegInfF) {  // nothing kept so far: P = 0
+          std::fill(sr, sr + cols, 0.0f);
           continue;
         }
         const double sum = exp_shifted(sr, cols, m);
         if (m != m_[r]) {
-          const double f = std::exp(m_[r] - m);  // 0 for the first kept block
+          const double f = std::exp(double(m_[r]) - m);  // 0 for the first kept block
           l_[r] *= f;
-          for (std::int64_t c = 0; c < d; ++c) acc_[r * d + c] *= f;
+          for (std::int64_t c = 0; c < d; ++c) acc_[r * d + c] = float(acc_[r * d + c] * f);
           m_[r] = m;
         }
         l_[r] += sum;
       }
-      gemm_ab_add(rows, d, cols, sb_.data(), vd_.data() + j0 * d, acc_.data());
+      gemm_ab_add(rows, d, cols, sb_.data(), vf_ + j0 * d, acc_.data());
       add_non_finite_values(rows, j0, cols);
     }
     for (std::int64_t r = 0; r < rows; ++r) {
       const bool empty = l_[r] == 0.0;
       const double inv = empty ? 0.0 : 1.0 / l_[r];
       for (std::int64_t c = 0; c < d; ++c) out[(row0 + r) * d + c] = narrow<T>(acc_[r * d + c] * inv);
-      m_[r] = empty ? kNegInf : m_[r] + std::log(l_[r]);  // now the row's lse
-      if (lse) lse[row0 + r] = static_cast<float>(m_[r]);
+      lse_[r] = empty ? kNegInf : m_[r] + std::log(l_[r]);
+      if (lse) lse[row0 + r] = static_cast<float>(lse_[r]);
     }
     if (weights) write_weights(b, h, i0, rows, kend, weights + row0 * Lk);
   }
 
  private:
-  void widen_rows(const T* src, std::int64_t n, std::vector<double>& dst) {
-    dst.resize(static_cast<std::size_t>(n));
-    for (std::int64_t e = 0; e < n; ++e) dst[e] = widen(src[e]);
+  static constexpr float kNegInfF = -std::numeric_limits<float>::infinity();
+
+  // src [0, n) as float: fp32 in place, fp16 / bf16 widened (exactly) into buf.
+  static const float* as_float(const T* src, std::int64_t n, std::vector<float>& buf) {
+    if constexpr (std::is_same_v<T, float>) {
+      return src;
+    } else {
+      buf.resize(static_cast<std::size_t>(n));
+      for (std::int64_t e = 0; e < n; ++e) buf[e] = static_cast<float>(src[e]);
+      return buf.data();
+    }
   }
 
-  // vd_ = the first kend rows of v widened, with the rows holding a NaN or an infinity zeroed and
-  // listed in bad_ (the GEMM would multiply them by the zero probabilities of masked keys).
-  void widen_values(const T* v, std::int64_t kend) {
+  // The first kend rows of v as float, the rows holding a NaN or an infinity zeroed (in a copy)
+  // and listed in bad_: the GEMM would multiply them by the zero probabilities of masked keys.
+  const float* finite_values(const T* v, std::int64_t kend) {
     const std::int64_t d = s_.head_dim;
     vrows_ = v;
-    widen_rows(v, kend * d, vd_);
     bad_.clear();
-    for (std::int64_t j = 0; j < kend; ++j) {
-      double* row = vd_.data() + j * d;
-      if (std::all_of(row, row + d, [](double x) { return std::isfinite(x); })) continue;
-      bad_.push_back(j);
-      std::fill(row, row + d, 0.0);
-    }
+    for (std::int64_t j = 0; j < kend; ++j)
+      if (!all_finite(v + j * d, d)) bad_.push_back(j);
+    if (bad_.empty()) return as_float(v, kend * d, vd_);
+    vd_.resize(static_cast<std::size_t>(kend * d));
+    for (std::int64_t e = 0; e < kend * d; ++e) vd_[e] = static_cast<float>(v[e]);
+    for (const std::int64_t j : bad_) std::fill(vd_.begin() + j * d, vd_.begin() + (j + 1) * d, 0.0f);
+    return vd_.data();
   }
 
   // The terms p v_j of the listed rows of v where p != 0, as the reference adds them.
@@ -211,9 +236,10 @@ class BlockedChunk {
     for (const std::int64_t j : bad_) {
       if (j < j0 || j >= j0 + cols) continue;
       for (std::int64_t r = 0; r < rows; ++r) {
-        const double p = sb_[r * cols + j - j0];
-        if (p != 0.0)
-          for (std::int64_t c = 0; c < d; ++c) acc_[r * d + c] += p * widen(vrows_[j * d + c]);
+        const float p = sb_[r * cols + j - j0];
+        if (p != 0.0f)
+          for (std::int64_t c = 0; c < d; ++c)
+            acc_[r * d + c] += p * static_cast<float>(vrows_[j * d + c]);
       }
     }
   }
@@ -222,26 +248,26 @@ class BlockedChunk {
   void logits(std::int64_t b, std::int64_t h, std::int64_t i0, std::int64_t rows, std::int64_t j0,
               std::int64_t cols) {
     const std::int64_t d = s_.head_dim, shift = s_.k_len - s_.q_len;
-    gemm_abt(rows, cols, d, double(scale_), qd_.data(), kd_.data() + j0 * d, sb_.data());
+    gemm_abt(rows, cols, d, scale_, qf_, kf_ + j0 * d, sb_.data());
     for (std::int64_t r = 0; r < rows; ++r) {
       const std::int64_t i = i0 + r;
-      double* sr = sb_.data() + r * cols;
+      float* sr = sb_.data() + r * cols;
       if (o_.bias) {
         const float* br = o_.bias + b * bs_.b + h * bs_.h + i * bs_.i;
         for (std::int64_t c = 0; c < cols; ++c) sr[c] += br[(j0 + c) * bs_.j];
       }
       if (o_.causal)
         for (std::int64_t c = std::max<std::int64_t>(0, i + shift + 1 - j0); c < cols; ++c)
-          sr[c] = kNegInf;
+          sr[c] = kNegInfF;
       if (o_.mask) {
         const bool* mr = o_.mask + b * ms_.b + h * ms_.h + i * ms_.i;
         for (std::int64_t c = 0; c < cols; ++c)
-          if (!mr[(j0 + c) * ms_.j]) sr[c] = kNegInf;
+          if (!mr[(j0 + c) * ms_.j]) sr[c] = kNegInfF;
       }
     }
   }
 
-  // w [rows x Lk] = exp(s - lse) for kept keys, 0 elsewhere (m_ holds the rows' lse).
+  // w [rows x Lk] = exp(s - lse) for kept keys, 0 elsewhere.
   void write_weights(std::int64_t b, std::int64_t h, std::int64_t i0, std::int64_t rows,
                      std::int64_t kend, float* w) {
     const std::int64_t Lk = s_.k_len;
@@ -250,12 +276,10 @@ class BlockedChunk {
       const std::int64_t cols = std::min(kKeyBlock, kend - j0);
       logits(b, h, i0, rows, j0, cols);
       for (std::int64_t r = 0; r < rows; ++r) {
-        double* sr = sb_.data() + r * cols;
-        if (m_[r] == kNegInf)
-          std::fill(sr, sr + cols, 0.0);
-        else
-          exp_shifted(sr, cols, m_[r]);  // exp(-inf - lse) = 0 for the keys not kept
-        for (std::int64_t c = 0; c < cols; ++c) w[r * Lk + j0 + c] = static_cast<float>(sr[c]);
+        float* sr = sb_.data() + r * cols;
+        // exp(-inf - lse) = 0 for the keys not kept; the difference in double, rounded once.
+        for (std::int64_t c = 0; c < cols; ++c)
+          w[r * Lk + j0 + c] = lse_[r] == kNegInf ? 0.0f : exp_f(static_cast<float>(sr[c] - lse_[r]));
       }
     }
   }
@@ -268,7 +292,8 @@ class BlockedChunk {
   // Work arrays, one set per thread, kept from chunk to chunk.
   struct Work {
     std::vector<std::int64_t> bad;
-    std::vector<double> qd, kd, vd, acc, m, l, sb;
+    std::vector<float> qd, kd, vd, acc, m, sb;
+    std::vector<double> l, lse;
   };
   static Work& work() {
     static thread_local Work w;
@@ -276,10 +301,11 @@ class BlockedChunk {
   }
 
   const T* vrows_ = nullptr;
+  const float *qf_ = nullptr, *kf_ = nullptr, *vf_ = nullptr;
   Work& w_ = work();
   std::vector<std::int64_t>& bad_ = w_.bad;
-  std::vector<double>&qd_ = w_.qd, &kd_ = w_.kd, &vd_ = w_.vd, &acc_ = w_.acc, &m_ = w_.m,
-                     &l_ = w_.l, &sb_ = w_.sb;
+  std::vector<float>&qd_ = w_.qd, &kd_ = w_.kd, &vd_ = w_.vd, &acc_ = w_.acc, &m_ = w_.m, &sb_ = w_.sb;
+  std::vector<double>&l_ = w_.l, &lse_ = w_.lse;
 };
 
 }  // namespace

@@ -1,6 +1,6 @@
-// The exponential of the CPU backend's softmaxes (attention, cross-entropy) in double, as plain
-// arithmetic so that loops over it vectorise (the libm exp does not), and the row loops around
-// it.
+// The exponential of the CPU backend's softmaxes (attention, cross-entropy) in double and in
+// float, as plain arithmetic so that loops over it vectorise (the libm exp does not), and the
+// row loops around it.
 #pragma once
 
 #include <bit>
@@ -30,11 +30,38 @@ inline double exp_d(double x) {
   return x != x ? x : (x < -708.0 ? 0.0 : (x > 710.0 ? std::numeric_limits<double>::infinity() : e));
 }
 
+// e^x in float, for the float softmax of attention's blocked path: x = n ln 2 + r (Cody-Waite
+// in float, n rounded with the 1.5 * 2^23 shift, ln 2 in two parts whose first has 11 bits, so
+// n ln2_hi is exact for |n| <= 2^13), e^r by its Taylor series to r^7 (truncation < 2^-27 for
+// |r| <= ln 2 / 2), times 2^n. Within 2 ulp of the correctly rounded e^x (tests/exp_test.cpp);
+// 0 below -87.33 (where e^x < 2^-126 would be subnormal: nothing beside a softmax row's
+// largest term, 1), +inf above 88.72, NaN for NaN.
+inline float exp_f(float x) {
+  constexpr float kShift = 12582912.0f;  // 1.5 * 2^23
+  const float xc = x < -87.33f ? -87.33f : (x > 88.8f ? 88.8f : x);
+  const float fn = (xc * 1.44269504f + kShift) - kShift;
+  const float r = (xc - fn * 0.693359375f) - fn * -2.12194440e-4f;
+  float p = 1.0f / 5040.0f;
+  for (const float c : {1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f, 1.0f, 1.0f})
+    p = p * r + c;
+  const auto n = static_cast<std::int32_t>(fn), n1 = n >> 1, n2 = n - n1;
+  // p 2^n1 2^n2, both factors normal powers of 2 (n in [-126, 128]): exact while the result is
+  // normal, +inf past the largest float.
+  const float e = p * std::bit_cast<float>(static_cast<std::uint32_t>(n1 + 127) << 23) *
+                  std::bit_cast<float>(static_cast<std::uint32_t>(n2 + 127) << 23);
+  return x != x ? x : (x < -87.33f ? 0.0f : (x > 88.8f ? std::numeric_limits<float>::infinity() : e));
+}
+
 // s[c] = exp_d(s[c] - m), c < n (one vectorised loop, cloned for AVX-512 / AVX2); returns their
 // sum, added in four interleaved partial sums (a fixed order).
 double exp_shifted(double* s, std::int64_t n, double m);
 
+// The same in float: s[c] = exp_f(s[c] - m); their sum in double, in eight interleaved partial
+// sums.
+double exp_shifted(float* s, std::int64_t n, float m);
+
 // The largest of s[0, n) (NaN ignored, as std::max), -inf when n = 0; four interleaved maxima.
 double max_of(const double* s, std::int64_t n);
+float max_of(const float* s, std::int64_t n);
 
 }  // namespace genai::ref

@@ -100,7 +100,7 @@ TEST_F(AttentionGpu, AttentionMatchesReference) {
                                       << " d " << s.head_dim);
     const Inputs in = random_inputs(s, seed += 10);
     const CaseOptions o(ctx, g, seed);
-    const Result want = run(s, in, o.host);
+    const Result want = reference(s, in, o.host);
 
     auto dq = test::to_device(ctx, in.q), dk = test::to_device(ctx, in.k),
          dv = test::to_device(ctx, in.v);
@@ -135,7 +135,7 @@ TEST_F(AttentionGpu, WeightsAndEmptyRowsMatchReference) {
         in.k[(b * 70 + j) * 64 + c] = NAN;
         in.v[(b * 70 + j) * 64 + c] = NAN;
       }
-  const Result want = run(s, in, {.key_lengths = lengths.data()});
+  const Result want = reference(s, in, {.key_lengths = lengths.data()});
   auto dq = test::to_device(ctx, in.q), dk = test::to_device(ctx, in.k),
        dv = test::to_device(ctx, in.v);
   auto dlen = test::to_device(ctx, lengths);
@@ -262,7 +262,7 @@ void check_low_gpu(const Context& ctx, test::DType dtype) {
     const Inputs in = rounded<T>(random_inputs(s, seed += 10));
     const CaseOptions o(ctx, g, seed);
     const AttentionOptions& host = o.host;
-    const LowResult<T> want = run_low<T>(s, in, host);
+    const LowResult<T> want = reference_low<T>(s, in, host);
     const float scale = g.scale != 0 ? g.scale : 1.0f / std::sqrt(static_cast<float>(s.head_dim));
     const std::vector<double> exact = naive(s, in, scale, kept_of(s, host), bias_of(host)).out;
     const std::vector<double> low = naive_low<T>(s, in, scale, kept_of(s, host), bias_of(host));
@@ -309,7 +309,7 @@ void check_low_gpu_edges(const Context& ctx) {
   Inputs in = rounded<T>(random_inputs(s, 700));
   for (std::int64_t j = 33; j < 70; ++j) in.v[(70 + j) * 64 + 5] = NAN;  // batch 1's padding
   const std::vector<std::int32_t> lengths = {0, 33};
-  const LowResult<T> want = run_low<T>(s, in, {.key_lengths = lengths.data()});
+  const LowResult<T> want = reference_low<T>(s, in, {.key_lengths = lengths.data()});
   auto dq = test::to_device(ctx, to_dtype<T>(in.q)), dk = test::to_device(ctx, to_dtype<T>(in.k)),
        dv = test::to_device(ctx, to_dtype<T>(in.v));
   auto dlen = test::to_device(ctx, lengths);

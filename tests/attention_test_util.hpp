@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "cpu_reference/attention.hpp"
 #include "genai/attention.hpp"
 #include "genai/detail/attention.hpp"
 #include "genai/dtype.hpp"
@@ -154,6 +155,31 @@ inline LowResult<T> run_low(const AttentionShape& s, const Inputs& in,
   const std::vector<T> q = to_dtype<T>(in.q), k = to_dtype<T>(in.k), v = to_dtype<T>(in.v);
   attention(kCpu, q.data(), k.data(), v.data(), s, r.out.data(), opts,
             {.lse = r.lse.data(), .weights = r.weights.data()});
+  return r;
+}
+
+// The plain three-pass reference (ref::attention, in double) with the same outputs: the GPU
+// tests' oracle (genai::attention on the CPU is the blocked float path).
+inline float resolved_scale(const AttentionShape& s, const AttentionOptions& opts) {
+  return opts.scale != 0.0f ? opts.scale : 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+}
+
+inline Result reference(const AttentionShape& s, const Inputs& in, const AttentionOptions& opts = {}) {
+  Result r{std::vector<float>(q_size(s)), std::vector<float>(rows_of(s)),
+           std::vector<float>(rows_of(s) * s.k_len)};
+  ref::attention(in.q.data(), in.k.data(), in.v.data(), s, resolved_scale(s, opts), opts,
+                 r.out.data(), r.lse.data(), r.weights.data());
+  return r;
+}
+
+template <class T>
+inline LowResult<T> reference_low(const AttentionShape& s, const Inputs& in,
+                                  const AttentionOptions& opts) {
+  LowResult<T> r{std::vector<T>(q_size(s)), std::vector<float>(rows_of(s)),
+                 std::vector<float>(rows_of(s) * s.k_len)};
+  const std::vector<T> q = to_dtype<T>(in.q), k = to_dtype<T>(in.k), v = to_dtype<T>(in.v);
+  ref::attention(q.data(), k.data(), v.data(), s, resolved_scale(s, opts), opts, r.out.data(),
+                 r.lse.data(), r.weights.data());
   return r;
 }
 
