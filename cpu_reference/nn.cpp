@@ -34,7 +34,7 @@ namespace {
 // Row blocks of the batch, blocks of output features and elements per chunk of the backend's
 // threads. Fixed sizes: which rows one GEMM call covers never depends on the thread count.
 constexpr std::int64_t kRows = 256;
-constexpr std::int64_t kFeatures = 32;
+constexpr std::int64_t kFeatures = 64;
 constexpr std::int64_t kElements = 16384;
 
 // s[c] (+)= the column sums of a [rows x cols] (row stride lda), in double, row after row.
