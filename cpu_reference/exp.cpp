@@ -22,15 +22,19 @@ template <int W, class F>
   return part[0];
 }
 
-template <class F>
-F max4(const F* s, std::int64_t n) {
+// The largest of s[0, n) in W interleaved maxima (the value does not depend on the order).
+template <int W, class F>
+F max_of_lanes(const F* s, std::int64_t n) {
   constexpr F kNegInf = -std::numeric_limits<F>::infinity();
-  F part[4] = {kNegInf, kNegInf, kNegInf, kNegInf};
+  F part[W];
+  for (F& p : part) p = kNegInf;
   std::int64_t c = 0;
-  for (; c + 4 <= n; c += 4)
-    for (int lane = 0; lane < 4; ++lane) part[lane] = std::max(part[lane], s[c + lane]);
+  for (; c + W <= n; c += W)
+    for (int lane = 0; lane < W; ++lane) part[lane] = std::max(part[lane], s[c + lane]);
   for (; c < n; ++c) part[0] = std::max(part[0], s[c]);
-  return std::max(std::max(part[0], part[1]), std::max(part[2], part[3]));
+  F m = kNegInf;
+  for (const F p : part) m = std::max(m, p);
+  return m;
 }
 
 }  // namespace
@@ -45,7 +49,7 @@ GENAI_CPU_CLONES double exp_shifted(float* s, std::int64_t n, float m) {
   return sum_of<8>(s, n);
 }
 
-double max_of(const double* s, std::int64_t n) { return max4(s, n); }
-float max_of(const float* s, std::int64_t n) { return max4(s, n); }
+double max_of(const double* s, std::int64_t n) { return max_of_lanes<4>(s, n); }
+GENAI_CPU_CLONES float max_of(const float* s, std::int64_t n) { return max_of_lanes<16>(s, n); }
 
 }  // namespace genai::ref

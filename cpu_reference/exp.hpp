@@ -60,7 +60,8 @@ double exp_shifted(double* s, std::int64_t n, double m);
 // sums.
 double exp_shifted(float* s, std::int64_t n, float m);
 
-// The largest of s[0, n) (NaN ignored, as std::max), -inf when n = 0; four interleaved maxima.
+// The largest of s[0, n) (NaN ignored, as std::max), -inf when n = 0; 4 (double) or 16 (float)
+// interleaved maxima.
 double max_of(const double* s, std::int64_t n);
 float max_of(const float* s, std::int64_t n);
 

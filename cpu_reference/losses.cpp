@@ -50,11 +50,14 @@ double sum_of_rows(std::int64_t n, std::int64_t rows, RowLoss row_loss) {
   return total;
 }
 
-// max and sum of a row widened to double (four interleaved partial sums and maxima).
-template <class T>
-void row_max_and_sum(const T* x, std::int64_t C, double* e, double& m, double& sum_x) {
-  for (std::int64_t j = 0; j < C; ++j) e[j] = value_of(x[j]);
+// A row widened to E (double for the reference, float for the users' path: both exact) in e;
+// its max, and (with label smoothing, the only user of it) its sum in double, four interleaved
+// partial sums.
+template <class E, class T>
+void row_max_and_sum(const T* x, std::int64_t C, bool with_sum, E* e, E& m, double& sum_x) {
+  for (std::int64_t j = 0; j < C; ++j) e[j] = static_cast<E>(value_of(x[j]));
   m = max_of(e, C);
+  if (!with_sum) return;
   double part[4] = {0, 0, 0, 0};
   std::int64_t j = 0;
   for (; j + 4 <= C; j += 4)
@@ -64,26 +67,26 @@ void row_max_and_sum(const T* x, std::int64_t C, double* e, double& m, double& s
 }
 
 // g[j] = the gradient of a row from its exponentials e[j] = exp(x_j - m) and their sum s.
-template <class T>
-GENAI_CPU_CLONES void ce_grad_row(const detail::CeRow<double> row, const double* e, double s,
+template <class E, class T>
+GENAI_CPU_CLONES void ce_grad_row(const detail::CeRow<double> row, const E* e, double s,
                                   std::int64_t C, std::int64_t t, double scale, T* g) {
   for (std::int64_t j = 0; j < C; ++j)
-    g[j] = stored<T>(detail::ce_grad_of_p(row, e[j] / s, j == t, scale));
+    g[j] = stored<T>(detail::ce_grad_of_p(row, double(e[j]) / s, j == t, scale));
 }
 
-}  // namespace
-
-template <class T>
-void cross_entropy_loss(const T* logits, const std::int64_t* targets, std::int64_t N,
+// Both paths: E = double, the reference (exp_d); E = float, the users' path (exp_f, the sums and
+// the row's formulas still in double).
+template <class E, class T>
+void cross_entropy_rows(const T* logits, const std::int64_t* targets, std::int64_t N,
                         std::int64_t C, float* loss, T* grad, const CrossEntropyOptions& opts) {
   constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
   std::int64_t counted = 0;
   for (std::int64_t i = 0; i < N; ++i) counted += targets[i] != opts.ignore_index;
   const double scale = opts.reduction == Reduction::Mean ? 1.0 / static_cast<double>(counted) : 1.0;
   // Row i's loss (and its gradient row): the statistics in two passes over the row widened to
-  // double -- max and sum, then the exponentials, kept for the gradient.
+  // E -- max and sum, then the exponentials, kept for the gradient.
   auto row_loss = [&](std::int64_t i) {
-    thread_local std::vector<double> e;
+    thread_local std::vector<E> e;
     e.resize(static_cast<std::size_t>(C));
     const T* x = logits + i * C;
     T* g = grad ? grad + i * C : nullptr;
@@ -98,8 +101,10 @@ void cross_entropy_loss(const T* logits, const std::int64_t* targets, std::int64
         for (std::int64_t j = 0; j < C; ++j) g[j] = stored<T>(kNaN);
     } else {
       auto stats = detail::stats_identity<double>();
-      row_max_and_sum(x, C, e.data(), stats.m, stats.sum_x);
-      stats.s = exp_shifted(e.data(), C, stats.m);  // exp(-inf - m) = 0
+      E m;
+      row_max_and_sum(x, C, opts.label_smoothing != 0, e.data(), m, stats.sum_x);
+      stats.m = m;
+      stats.s = exp_shifted(e.data(), C, m);  // exp(-inf - m) = 0
       stats.x_target = value_of(x[t]);
       const auto row = detail::ce_row<double>(stats, C, opts.label_smoothing, opts.z_loss);
       row_loss = row.loss;
@@ -112,10 +117,28 @@ void cross_entropy_loss(const T* logits, const std::int64_t* targets, std::int64
   if (opts.reduction != Reduction::None) loss[0] = static_cast<float>(total * scale);
 }
 
-template void cross_entropy_loss(const float*, const std::int64_t*, std::int64_t, std::int64_t,
-                                 float*, float*, const CrossEntropyOptions&);
-template void cross_entropy_loss(const bf16*, const std::int64_t*, std::int64_t, std::int64_t,
-                                 float*, bf16*, const CrossEntropyOptions&);
+}  // namespace
+
+template <class T>
+void cross_entropy_loss(const T* logits, const std::int64_t* targets, std::int64_t N,
+                        std::int64_t C, float* loss, T* grad, const CrossEntropyOptions& opts) {
+  cross_entropy_rows<double>(logits, targets, N, C, loss, grad, opts);
+}
+
+template <class T>
+void cross_entropy_loss_float(const T* logits, const std::int64_t* targets, std::int64_t N,
+                              std::int64_t C, float* loss, T* grad, const CrossEntropyOptions& opts) {
+  cross_entropy_rows<float>(logits, targets, N, C, loss, grad, opts);
+}
+
+#define GENAI_CROSS_ENTROPY(name, T)                                                           \
+  template void name(const T*, const std::int64_t*, std::int64_t, std::int64_t, float*, T*, \
+                     const CrossEntropyOptions&);
+GENAI_CROSS_ENTROPY(cross_entropy_loss, float)
+GENAI_CROSS_ENTROPY(cross_entropy_loss, bf16)
+GENAI_CROSS_ENTROPY(cross_entropy_loss_float, float)
+GENAI_CROSS_ENTROPY(cross_entropy_loss_float, bf16)
+#undef GENAI_CROSS_ENTROPY
 
 void element_loss(detail::ElementLoss kind, const float* pred, const float* target, std::int64_t n,
                   std::int64_t d, const LossOutputs& out, Reduction reduction) {

@@ -13,11 +13,20 @@ namespace genai::ref {
 std::int64_t first_bad_target(const std::int64_t* targets, std::int64_t N, std::int64_t C,
                               std::int64_t ignore_index);
 
-// genai::cross_entropy_loss on host data (T = float or bf16); an unchecked bad target gives a
-// NaN row.
+// Cross-entropy on host data (T = float or bf16); an unchecked bad target gives a NaN row.
+// cross_entropy_loss is the reference, the oracle of the tests (GPU parity included): each row
+// widened to double, its max, the exponentials exp_d(x - max) and their sum, the loss and the
+// gradient p_j = e_j / s through the shared row formulas (genai/detail/losses.hpp), in double,
+// rounded once. cross_entropy_loss_float is what genai::cross_entropy_loss runs on the CPU: the
+// same rows with the exponentials in float (exp_f of the float difference; the sums, the loss
+// and the gradient formula in double) -- within the bound derived in tests/losses_test.cpp of
+// the reference. Both are the same bytes on any thread count.
 template <class T>
 void cross_entropy_loss(const T* logits, const std::int64_t* targets, std::int64_t N,
                         std::int64_t C, float* loss, T* grad, const CrossEntropyOptions& opts);
+template <class T>
+void cross_entropy_loss_float(const T* logits, const std::int64_t* targets, std::int64_t N,
+                              std::int64_t C, float* loss, T* grad, const CrossEntropyOptions& opts);
 
 // genai::mse_loss / genai::bce_with_logits_loss on host data.
 void element_loss(detail::ElementLoss kind, const float* pred, const float* target, std::int64_t n,

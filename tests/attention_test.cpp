@@ -341,11 +341,11 @@ TEST(Attention, WeightsTimesVIsOutAndLseIsLogSumExp) {
 //                 2 ulp: 4u; the rescale of the output when the row's max grows: u; the float
 //                 rounding of p: u) -- the running max m cancels in the ratio;
 //   Δ = max_j δ_j;
-//   lse:          Δ + u |lse| (the ratio's sum, then the float rounding);
+//   lse:          Δ + 2u |lse| (the ratio's sum, then each side's float rounding);
 //   weights:      w_j (δ_j + tol_lse + u) + 2^-126 (exp_f flushes below 2^-126 to 0);
-//   out:          (2Δ + γ_{Lk + 2 nb}) Σ_j w_j |v_jc| + u |out_c| (numerator and sum each off by
-//                 Δ, the float P V sums over Lk keys and nb = ceil(kend / 256) block additions and
-//                 rescales, the final rounding).
+//   out:          (2Δ + γ_{Lk + 2 nb}) Σ_j w_j |v_jc| + 2u |out_c| (numerator and sum each off
+//                 by Δ, the float P V sums over Lk keys and nb = ceil(kend / 256) block additions
+//                 and rescales, each side's final rounding).
 // fp16 / bf16 out: both round to T, so the bound on out plus one unit in the last place of T
 // (at the larger of the two). Infinities, NaN and exact zeros agree exactly.
 struct Bounds {
@@ -379,7 +379,7 @@ Bounds float_path_bounds(const AttentionShape& s, const Inputs& in, const float*
       delta[j] = gamma(double(d + 2)) * a + u * std::abs(std::log(w)) / 2 + 6 * u;
       big_delta = std::max(big_delta, delta[j]);
     }
-    b.lse[row] = big_delta + u * std::abs(want.lse[row]);
+    b.lse[row] = big_delta + 2 * u * std::abs(want.lse[row]);
     for (std::int64_t j = 0; j < Lk; ++j)
       b.weights[row * Lk + j] =
           want.weights[row * Lk + j] * (delta[j] + b.lse[row] + u) + std::ldexp(1.0, -126);
@@ -388,7 +388,7 @@ Bounds float_path_bounds(const AttentionShape& s, const Inputs& in, const float*
       for (std::int64_t j = 0; j < Lk; ++j)
         if (want.weights[row * Lk + j] > 0)
           wv += want.weights[row * Lk + j] * std::abs(double(in.v[(kv * Lk + j) * d + c]));
-      b.out[row * d + c] = (2 * big_delta + gamma(Lk + 2 * nb)) * wv + u * std::abs(want.out[row * d + c]);
+      b.out[row * d + c] = (2 * big_delta + gamma(Lk + 2 * nb)) * wv + 2 * u * std::abs(want.out[row * d + c]);
     }
   }
   return b;

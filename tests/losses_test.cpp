@@ -5,13 +5,16 @@
 // bad input.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
+#include "cpu_reference/losses.hpp"
 #include "genai/detail/losses.hpp"
 #include "genai/losses.hpp"
 #include "genai/rng.hpp"
@@ -115,6 +118,76 @@ TEST(CrossEntropy, EveryOptionMatchesDoubleFormulaAndFiniteDifferences) {
     const auto num = numeric_gradient(f, widen(logits));
     EXPECT_TRUE(test::close(grad, num, {1e-6, 1e-6}));
   }
+}
+
+// genai::cross_entropy_loss on the CPU is the float path (ref::cross_entropy_loss_float: float
+// exponentials, double sums and formulas); ref::cross_entropy_loss, all double, is the oracle.
+// The bound, u = 2^-24, for a row with max m, d_j = x_j - m, p_j its softmax, lse, scale (1 / rows
+// counted for the mean):
+//   e_j = exp_f(fl(d_j)) within δ_j = u |d_j| + 4u relative (the float difference: u |d_j| in the
+//   argument; exp_f within 2 ulp: 4u); the double sum s within Δ = Σ_j p_j δ_j + C 2^-53;
+//   lse within Δ; the row loss lse (1 + z lse) - ... within Δ (1 + 2 z |lse|) + 2u |loss| (each
+//   side rounded once to float: u each); the gradient scale (p_j gain - hit - floor), gain =
+//   1 + 2 z lse, within scale p_j (|gain| (δ_j + Δ) + 2 z Δ) + 2u |g_j|, plus one ulp of the
+//   dtype for bf16. A row whose loss is infinite (a -inf logit under label smoothing) is so on
+//   both.
+template <class T>
+void check_float_path_bound(std::int64_t N, std::int64_t C, std::uint64_t seed) {
+  const double u = std::ldexp(1.0, -24);
+  const auto raw = test::normals(N * C, seed, 0.0f, 4.0f);
+  std::vector<T> x(N * C);
+  std::vector<double> xd(N * C);
+  for (std::int64_t e = 0; e < N * C; ++e) {
+    x[e] = T(raw[e]);
+    xd[e] = static_cast<float>(x[e]);
+  }
+  x[3] = T(-INFINITY);  // a masked class
+  xd[3] = -INFINITY;
+  std::vector<std::int64_t> t(N);
+  for (std::int64_t i = 0; i < N; ++i) t[i] = i % 9 == 4 ? -1 : (i * 13) % C;
+  const CrossEntropyOptions o{.reduction = Reduction::None, .ignore_index = -1,
+                              .label_smoothing = 0.1f, .z_loss = 1e-3f};
+  std::vector<float> loss(N), want_loss(N);
+  std::vector<T> grad(N * C), want_grad(N * C);
+  cross_entropy_loss(kCpu, x.data(), t.data(), N, C, loss.data(), grad.data(), o);
+  ref::cross_entropy_loss(x.data(), t.data(), N, C, want_loss.data(), want_grad.data(), o);
+  const double z = o.z_loss;
+  std::vector<double> p(C), delta(C);
+  for (std::int64_t i = 0; i < N; ++i) {
+    SCOPED_TRACE(::testing::Message() << "row " << i << " of " << N << " x " << C);
+    if (t[i] == -1) {
+      EXPECT_EQ(loss[i], 0.0f);
+      continue;
+    }
+    const double* r = xd.data() + i * C;
+    double m = -INFINITY, s = 0, big_delta = C * std::ldexp(1.0, -53);
+    for (std::int64_t j = 0; j < C; ++j) m = std::max(m, r[j]);
+    for (std::int64_t j = 0; j < C; ++j) s += p[j] = std::exp(r[j] - m);
+    for (std::int64_t j = 0; j < C; ++j) {
+      p[j] /= s;
+      delta[j] = p[j] > 0 ? u * std::abs(r[j] - m) + 4 * u : 0.0;
+      big_delta += p[j] * delta[j];
+    }
+    const double lse = m + std::log(s), gain = 1 + 2 * z * lse;
+    if (std::isinf(want_loss[i]))
+      EXPECT_EQ(loss[i], want_loss[i]);
+    else
+      EXPECT_LE(std::abs(double(loss[i]) - want_loss[i]),
+                big_delta * (1 + 2 * z * std::abs(lse)) + 2 * u * std::abs(want_loss[i]));
+    for (std::int64_t j = 0; j < C; ++j) {
+      const double got = static_cast<float>(grad[i * C + j]), want = static_cast<float>(want_grad[i * C + j]);
+      double bound = p[j] * (std::abs(gain) * (delta[j] + big_delta) + 2 * z * big_delta) + 2 * u * std::abs(want);
+      if constexpr (std::is_same_v<T, bf16>)
+        bound += std::ldexp(std::max(std::abs(got), std::abs(want)), -7);  // one bf16 ulp, at most
+      ASSERT_LE(std::abs(got - want), bound) << "class " << j << ": " << got << " vs " << want;
+    }
+  }
+}
+
+TEST(CrossEntropy, FloatPathIsWithinItsBoundOfTheReference) {
+  check_float_path_bound<float>(64, 4096, 70);
+  check_float_path_bound<float>(100, 37, 71);
+  check_float_path_bound<bf16>(32, 1000, 72);
 }
 
 // Rows in chunks of 16 on the backend's threads, the mean adding the chunks in order: loss

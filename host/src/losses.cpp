@@ -63,7 +63,7 @@ void cross_entropy(const Context& ctx, const T* logits, const std::int64_t* targ
     const std::int64_t row = ref::first_bad_target(targets, N, C, opts.ignore_index);
     if (row >= 0) bad_target(row, targets[row]);
   }
-  ref::cross_entropy_loss(logits, targets, N, C, loss, grad, opts);
+  ref::cross_entropy_loss_float(logits, targets, N, C, loss, grad, opts);
 }
 
 void element_loss(const char* fn, detail::ElementLoss kind, const Context& ctx,
