@@ -24,7 +24,7 @@ template <int W, class F>
 
 // The largest of s[0, n) in W interleaved maxima (the value does not depend on the order).
 template <int W, class F>
-F max_of_lanes(const F* s, std::int64_t n) {
+[[gnu::always_inline]] inline F max_of_lanes(const F* s, std::int64_t n) {
   constexpr F kNegInf = -std::numeric_limits<F>::infinity();
   F part[W];
   for (F& p : part) p = kNegInf;
