@@ -94,12 +94,12 @@ Factors gram_svd(const std::vector<double>& X, std::int64_t m, std::int64_t n, b
 }
 
 // The qr method on float input, in float: LAPACK's sgesdd (sgesvd when divide and conquer does
-// not converge), always on the tall orientation of X, whose path (QR first, then the small
-// SVD) is 2-3x faster with OpenBLAS than the wide one (LQ first). m < n: X's row-major storage
-// is the column-major X^T, tall as it is; X^T = U' S V'^T gives X = V' S U'^T, so the
-// routine's U' (n x k, column-major) holds the row-major Vt and its V'^T (k x m) the row-major
-// U. m >= n: X is transposed into column-major storage, and U and V^T are transposed on their
-// way out. The sign rule is applied as the factors are written, and only what the caller asked
+// not converge), always on the tall (or square) orientation of X, whose path (QR first, then
+// the small SVD) is 2-3x faster with OpenBLAS than the wide one (LQ first). m <= n: X's
+// row-major storage is the column-major X^T, tall or square as it is; X^T = U' S V'^T gives
+// X = V' S U'^T, so the routine's U' (n x k, column-major) holds the row-major Vt and its V'^T
+// (k x m) the row-major U: no transposes. m > n: X is transposed into column-major storage,
+// and U and V^T are transposed on their way out. The sign rule is applied as the factors are written, and only what the caller asked
 // for is written. Work arrays per thread, kept from call to call (a batch reuses them).
 struct FloatWork {
   std::vector<float> a, u, vt, work;
@@ -109,7 +109,7 @@ struct FloatWork {
 // a = X in the tall column-major orientation (see above).
 void load_tall(const float* X, std::int64_t m, std::int64_t n, std::vector<float>& a) {
   a.resize(static_cast<std::size_t>(m * n));
-  if (m < n) return void(std::copy_n(X, m * n, a.data()));
+  if (m <= n) return void(std::copy_n(X, m * n, a.data()));
   constexpr std::int64_t kB = 32;  // blocked transpose
   for (std::int64_t r0 = 0; r0 < m; r0 += kB)
     for (std::int64_t c0 = 0; c0 < n; c0 += kB)
@@ -143,7 +143,7 @@ float sign_of(const float* vt, std::int64_t i, std::int64_t row, std::int64_t co
 SvdReport lapack_svd_float(const float* X, std::int64_t m, std::int64_t n, const SvdOptions& o,
                            const SvdOutputs<float>& out) {
   const std::int64_t k = std::min(m, n);
-  const bool tall = m >= n, vectors = out.U != nullptr || out.Vt != nullptr, full = o.full;
+  const bool tall = m > n, vectors = out.U != nullptr || out.Vt != nullptr, full = o.full;
   // Full or economy factors: U [m x ucols], Vt [vrows x n]; the caller's r, ucols_out, vrows_out.
   const std::int64_t ucols = vectors ? (full ? m : k) : 1, vrows = vectors ? (full ? n : k) : 1;
   const std::int64_t r = o.k > 0 ? o.k : k;
@@ -182,7 +182,7 @@ SvdReport lapack_svd_float(const float* X, std::int64_t m, std::int64_t n, const
     throw Error(detail::concat("genai::svd: ", report.driver, " failed (info ", info, ")"));
   std::copy_n(S.data(), r, out.S);
   if (!vectors) return report;
-  // Row i of Vt: tall, V^T's row i (column-major, rows vr apart); wide, U''s column i.
+  // Row i of Vt: m > n, V^T's row i (column-major, rows vr apart); m <= n, U''s column i.
   std::vector<float> sign(k);
   for (std::int64_t i = 0; i < k; ++i)
     sign[i] = tall ? sign_of(w.vt.data(), i, 1, vr, n) : sign_of(w.u.data(), i, n, 1, n);
