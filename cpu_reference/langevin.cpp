@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cpu_reference/parallel.hpp"
+#include "cpu_reference/rng.hpp"
 
 namespace genai::ref {
 
@@ -51,17 +52,21 @@ struct TabledTarget {
     double operator()(int k, int j, double) const { return logs[k * d + j]; }
   };
 
+  // The table for extra_var (filled when it changes).
+  void refresh(double extra_var) const {
+    if (extra_var == logs_for) return;
+    logs.resize(static_cast<std::size_t>(t.K) * t.d);
+    for (int k = 0; k < t.K; ++k)
+      for (int j = 0; j < t.d; ++j)
+        logs[k * t.d + j] = detail::LogOf{}(k, j, double(t.vars[k * t.d + j]) + extra_var);
+    logs_for = extra_var;
+  }
+
   template <class T, int D, class A, class G>
   T log_density_grad(T extra_var, const A& x, G& g) const {
     static_assert(std::is_same_v<T, double>);
     if (t.kind != LangevinTarget::Kind::Mixture) return t.log_density_grad<T, D>(extra_var, x, g);
-    if (!(extra_var == logs_for)) {
-      logs.resize(static_cast<std::size_t>(t.K) * t.d);
-      for (int k = 0; k < t.K; ++k)
-        for (int j = 0; j < t.d; ++j)
-          logs[k * t.d + j] = detail::LogOf{}(k, j, double(t.vars[k * t.d + j]) + extra_var);
-      logs_for = extra_var;
-    }
+    refresh(extra_var);
     return t.mixture_log_density_grad<T, D>(extra_var, x, g, Lookup{logs.data(), t.d});
   }
 };
@@ -70,11 +75,162 @@ struct TabledTarget {
 // rows, so chunks run in any order.
 constexpr std::int64_t kChainsPerChunk = 64;
 
+// ---- ULA and annealed Langevin on a mixture, kChainLanes chains at a time -----------------------
+//
+// Without MALA's accept / reject every chain of a chunk takes the same steps at the same levels;
+// only the states differ. So kChainLanes chains step together, each quantity an array over the
+// lanes, each lane doing the double operations of run_chain<double> over TabledTarget in the
+// same order (-ffp-contract=off, the same libm exp): lane l is chain c0 + l bit for bit
+// (Langevin.MixtureLogVarianceTableIsTheFormulaBitForBit). The mixture's running max becomes a
+// per-lane select: where l_k does not exceed the max the scale is 1, and s * 1, g * 1 are exact.
+// The divisions, the Philox normals (normal_blocks) and the step vectorise; the exponentials stay
+// libm calls.
+constexpr int kChainLanes = 16;
+using LaneArray = double[kChainLanes];
+
+template <int D>
+struct MixtureLanes {
+  const detail::TargetView& t;
+  const double* logs;  // log v_kj of the level (TabledTarget's table)
+  int d;
+
+  // g [d][lanes] = grad log p of x [d][lanes], extra_var added to every variance.
+  [[gnu::always_inline]] void grad(double extra_var, const LaneArray* x, LaneArray* g) const {
+    const int dd = D > 0 ? D : d;
+    LaneArray m, s, e, l;
+    for (int c = 0; c < kChainLanes; ++c) {
+      m[c] = -INFINITY;
+      s[c] = 0.0;
+    }
+    for (int j = 0; j < dd; ++j)
+      for (int c = 0; c < kChainLanes; ++c) g[j][c] = 0.0;
+    for (int k = 0; k < t.K; ++k) {
+      const float* mu = t.means + static_cast<std::int64_t>(k) * dd;
+      const float* var = t.vars + static_cast<std::int64_t>(k) * dd;
+      for (int c = 0; c < kChainLanes; ++c) l[c] = 0.0;
+      for (int j = 0; j < dd; ++j) {
+        const double v = double(var[j]) + extra_var, mj = mu[j], lv = logs[k * dd + j];
+        for (int c = 0; c < kChainLanes; ++c) {
+          const double r = x[j][c] - mj;
+          l[c] += r * r / v + lv;
+        }
+      }
+      const double lw = t.log_weights[k];
+      for (int c = 0; c < kChainLanes; ++c) {
+        l[c] = lw - 0.5 * l[c];
+        const bool up = l[c] > m[c];  // rescale what has been summed to the new maximum
+        const double scale = up ? std::exp(m[c] - l[c]) : 1.0;
+        s[c] *= scale;
+        for (int j = 0; j < dd; ++j) g[j][c] *= scale;
+        if (up) m[c] = l[c];
+        e[c] = std::exp(l[c] - m[c]);
+        s[c] += e[c];
+      }
+      for (int j = 0; j < dd; ++j) {
+        const double mj = mu[j], v = double(var[j]) + extra_var;
+        for (int c = 0; c < kChainLanes; ++c) g[j][c] += e[c] * (mj - x[j][c]) / v;
+      }
+    }
+    for (int j = 0; j < dd; ++j)
+      for (int c = 0; c < kChainLanes; ++c) g[j][c] /= s[c];
+  }
+};
+
+// Chains [c0, c0 + lanes) (lanes <= kChainLanes; the others padded with zeros, their results
+// dropped) of a ULA or annealed run on a mixture: run_chain's ULA branch lane by lane.
+template <int D>
+GENAI_CPU_CLONES __attribute__((flatten)) void mixture_lanes(const TabledTarget& target,
+                                                             const detail::ChainSetup& s,
+                                                             float* x_rows, std::int64_t c0,
+                                                             int lanes) {
+  const int d = D > 0 ? D : s.d;
+  const std::uint64_t blocks = (static_cast<std::uint64_t>(d) + 3) / 4;
+  const bool annealed = s.method == LangevinMethod::Annealed;
+  const double beta = s.beta;
+  thread_local std::vector<double> work;
+  thread_local std::vector<float> z;
+  work.resize(static_cast<std::size_t>(5 * d * kChainLanes));
+  z.resize(static_cast<std::size_t>(4 * blocks * kChainLanes));
+  auto* x = reinterpret_cast<LaneArray*>(work.data());
+  LaneArray *gx = x + d, *mu = gx + d, *m2 = mu + d, *y = m2 + d;
+  for (int j = 0; j < d; ++j)
+    for (int c = 0; c < kChainLanes; ++c) {
+      x[j][c] = c < lanes ? double(x_rows[(c0 + c) * d + j]) : 0.0;
+      mu[j][c] = m2[j][c] = 0.0;
+    }
+  std::int64_t step = 0, n = 0;
+  const int level_end = !annealed ? 1 : s.level_end > 0 ? s.level_end : s.levels;
+  for (int level = annealed ? s.first_level : 0; level < level_end; ++level) {
+    double h = s.step_size, extra_var = 0.0;
+    if (annealed) {
+      double sigma;
+      detail::anneal_level(s, level, sigma, h);
+      extra_var = sigma * sigma;
+    }
+    const double noise = std::sqrt(2.0 * h / beta);
+    target.refresh(extra_var);
+    const MixtureLanes<D> mix{target.t, target.logs.data(), d};
+    mix.grad(extra_var, x, gx);
+    for (std::int64_t t = 0; t < s.steps; ++t, ++step) {
+      const std::uint32_t counter = s.first_step + static_cast<std::uint32_t>(step);
+      normal_blocks({s.seed, rng::streams::langevin, counter}, static_cast<std::uint64_t>(c0) * blocks,
+                    static_cast<std::int64_t>(blocks) * kChainLanes, z.data());
+      // x + h grad + noise z, as fma(noise, z, fma(h, grad, x)), rounded to float
+      for (int j = 0; j < d; ++j)
+        for (int c = 0; c < kChainLanes; ++c)
+          x[j][c] = static_cast<float>(noise * double(z[c * 4 * blocks + j]) + (h * gx[j][c] + x[j][c]));
+      if (t + 1 < s.steps) mix.grad(extra_var, x, gx);
+      const std::int64_t done = step + 1;
+      if (s.mean && done > s.burn_in) {  // Welford
+        ++n;
+        for (int j = 0; j < d; ++j)
+          for (int c = 0; c < kChainLanes; ++c) {
+            const double delta = x[j][c] - mu[j][c];
+            mu[j][c] += delta / double(n);
+            m2[j][c] = delta * (x[j][c] - mu[j][c]) + m2[j][c];
+          }
+      }
+      if (s.trajectory && done % s.thin == 0) {
+        float* rec = s.trajectory + ((done / s.thin - 1) * s.chains + c0) * d;
+        for (int c = 0; c < lanes; ++c)
+          for (int j = 0; j < d; ++j) rec[c * d + j] = static_cast<float>(x[j][c]);
+      }
+    }
+  }
+  for (int c = 0; c < lanes; ++c)
+    for (int j = 0; j < d; ++j) {
+      const std::int64_t at = (c0 + c) * d + j;
+      x_rows[at] = static_cast<float>(x[j][c]);
+      if (s.mean) {
+        s.mean[at] = static_cast<float>(mu[j][c]);
+        s.var[at] = static_cast<float>(m2[j][c] / double(n));
+      }
+    }
+  if (s.accepted)
+    for (int c = 0; c < lanes; ++c) s.accepted[c0 + c] = 0;
+}
+
+// Chains [c0, c1) of a built-in target: ULA and annealed runs on a mixture in lanes, the rest
+// chain after chain.
+void builtin_chains(const detail::TargetView& view, const detail::ChainSetup& s, float* x,
+                    std::int64_t c0, std::int64_t c1) {
+  if (view.kind != LangevinTarget::Kind::Mixture || s.method == LangevinMethod::MALA)
+    return run_chains(TabledTarget{view}, s, x, c0, c1);
+  const TabledTarget target{view};
+  for (std::int64_t c = c0; c < c1; c += kChainLanes) {
+    const int lanes = static_cast<int>(std::min<std::int64_t>(kChainLanes, c1 - c));
+    if (s.d == 2)
+      mixture_lanes<2>(target, s, x, c, lanes);
+    else
+      mixture_lanes<0>(target, s, x, c, lanes);
+  }
+}
+
 }  // namespace
 
 void langevin(const detail::TargetView& target, const detail::ChainSetup& setup, float* x) {
   parallel_rows(setup.chains, kChainsPerChunk, [&](std::int64_t c0, std::int64_t c1) {
-    run_chains(TabledTarget{target}, setup, x, c0, c1);
+    builtin_chains(target, setup, x, c0, c1);
   });
 }
 

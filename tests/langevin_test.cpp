@@ -166,27 +166,37 @@ TEST(Langevin, SplitRunIsTheUnsplitRunExactly) {
 }
 
 // The CPU chains take a mixture's log-variances from a table filled once per level (the same
-// log of the same v): their outputs are those of TargetView::log_density_grad evaluated in
-// double chain after chain, bit for bit, for ULA, MALA and an annealed ladder (the table
-// refilled at every level), d = 3. (The float states hide a double difference far below their
-// rounding; a relative error of 1e-6 in one log fails this test.)
+// log of the same v), and ULA and annealed runs on a mixture step 16 chains at a time in lanes:
+// their outputs are those of TargetView::log_density_grad evaluated in double chain after chain
+// (run_chain<double>), bit for bit, for ULA, MALA and an annealed ladder (the table refilled at
+// every level), with moments, burn-in and a trajectory; d = 2 (the lanes' compile-time d), 3
+// and 5 (two Philox blocks per chain), chain counts that leave a partial group of lanes.
+// (The float states hide a double difference far below their rounding; a relative error of
+// 1e-6 in one log fails this test.)
 TEST(Langevin, MixtureLogVarianceTableIsTheFormulaBitForBit) {
-  const std::int64_t chains = 96, d = 3;
-  const auto mix = LangevinTarget::mixture(3, {1, 2}, {1, 1, 1, -1, 0, 2}, {0.5f, 2});
-  const auto x0 = test::normals(chains * d, 15);
-  for (const LangevinOptions& o :
-       {LangevinOptions{.method = LangevinMethod::ULA, .step_size = 0.1f, .steps = 40, .seed = 4,
-                        .moments = true, .thin = 8},
-        LangevinOptions{.method = LangevinMethod::MALA, .step_size = 0.3f, .steps = 40, .seed = 5,
-                        .moments = true, .thin = 8},
-        LangevinOptions{.method = LangevinMethod::Annealed, .step_size = 0.02f, .steps = 10,
-                        .seed = 6, .anneal = {.levels = 4, .sigma_first = 2.0f, .sigma_last = 0.1f},
-                        .thin = 5}}) {
-    auto x = x0;
-    const auto r = langevin(kCpu, mix, x.data(), chains, d, o);
-    EXPECT_TRUE(outputs_of(x, r) == test::host_path<double>(mix, x0, chains, o))
-        << "method " << int(o.method);
-    EXPECT_NE(x, x0);
+  struct Shape {
+    std::int64_t chains, d;
+  };
+  for (const Shape sh : {Shape{96, 3}, Shape{100, 2}, Shape{37, 5}}) {
+    const std::int64_t chains = sh.chains, d = sh.d;
+    SCOPED_TRACE(::testing::Message() << chains << " chains, d " << d);
+    const auto means = test::normals(2 * d, 16, 0, 1.5f);
+    const auto mix = LangevinTarget::mixture(d, {1, 2}, means, {0.5f, 2});
+    const auto x0 = test::normals(chains * d, 15);
+    for (const LangevinOptions& o :
+         {LangevinOptions{.method = LangevinMethod::ULA, .step_size = 0.1f, .steps = 40, .seed = 4,
+                          .moments = true, .burn_in = 7, .thin = 8},
+          LangevinOptions{.method = LangevinMethod::MALA, .step_size = 0.3f, .steps = 40, .seed = 5,
+                          .moments = true, .thin = 8},
+          LangevinOptions{.method = LangevinMethod::Annealed, .step_size = 0.02f, .steps = 10,
+                          .seed = 6, .anneal = {.levels = 4, .sigma_first = 2.0f, .sigma_last = 0.1f},
+                          .moments = true, .thin = 5}}) {
+      auto x = x0;
+      const auto r = langevin(kCpu, mix, x.data(), chains, d, o);
+      EXPECT_TRUE(outputs_of(x, r) == test::host_path<double>(mix, x0, chains, o))
+          << "method " << int(o.method);
+      EXPECT_NE(x, x0);
+    }
   }
 }
 
