@@ -149,10 +149,10 @@ GENAI_CPU_CLONES __attribute__((flatten)) void mixture_lanes(const TabledTarget&
   const double beta = s.beta;
   thread_local std::vector<double> work;
   thread_local std::vector<float> z;
-  work.resize(static_cast<std::size_t>(5 * d * kChainLanes));
+  work.resize(static_cast<std::size_t>(4 * d * kChainLanes));
   z.resize(static_cast<std::size_t>(4 * blocks * kChainLanes));
   auto* x = reinterpret_cast<LaneArray*>(work.data());
-  LaneArray *gx = x + d, *mu = gx + d, *m2 = mu + d, *y = m2 + d;
+  LaneArray *gx = x + d, *mu = gx + d, *m2 = mu + d;
   for (int j = 0; j < d; ++j)
     for (int c = 0; c < kChainLanes; ++c) {
       x[j][c] = c < lanes ? double(x_rows[(c0 + c) * d + j]) : 0.0;
