@@ -24,8 +24,10 @@ struct HostCallable {
 };
 
 // The reference, in double: the built-in targets' chains in chunks on the backend's threads
-// (each chain's numbers are its own: the same bits on any thread count), a Custom target's
-// chains in turn on the calling thread (its function need not be thread-safe).
+// (each chain's numbers are its own: the same bits on any thread count; ULA and annealed runs on
+// a mixture 16 chains at a time in SIMD lanes, each lane the chain-after-chain arithmetic bit
+// for bit), a Custom target's chains in turn on the calling thread (its function need not be
+// thread-safe).
 void langevin(const detail::TargetView& target, const detail::ChainSetup& setup, float* x);
 void langevin(const detail::PointerTarget<HostCallable>& target, const detail::ChainSetup& setup,
               float* x);
