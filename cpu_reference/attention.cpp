@@ -143,7 +143,8 @@ bool all_finite(const T* x, std::int64_t n) {
 }
 
 // One chunk of the blocked path: query rows [i0, i1) of head h of batch b. The logits and P V
-// in float (SGEMM), the exponentials in double rounded to float, the row sums in double.
+// in float (SGEMM), the exponentials in float (exp_f), the row sums in double. Values beyond
+// float's range overflow here where the double reference may not (|q . k| or |Σ p v| > 3.4e38).
 template <class T>
 class BlockedChunk {
  public:
@@ -164,6 +165,7 @@ class BlockedChunk {
     qf_ = as_float(q_ + row0 * d, rows * d, qd_);
     kf_ = as_float(k_ + kv * Lk * d, kend * d, kd_);
     vf_ = finite_values(v_ + kv * Lk * d, kend);
+    bad_s_.assign(static_cast<std::size_t>(rows) * bad_.size(), kNegInfF);
     acc_.assign(static_cast<std::size_t>(rows * d), 0.0f);
     m_.assign(static_cast<std::size_t>(rows), kNegInfF);
     l_.assign(static_cast<std::size_t>(rows), 0.0);
@@ -179,11 +181,15 @@ class BlockedChunk {
           std::fill(sr, sr + cols, 0.0f);
           continue;
         }
+        keep_bad_logits(r, j0, cols, sr);
         const double sum = exp_shifted(sr, cols, m);
         if (m != m_[r]) {
-          const double f = std::exp(double(m_[r]) - m);  // 0 for the first kept block
+          // 0 for the first kept block, and wherever the max grows by more than ~745: then every
+          // key summed so far has weight 0 in double, as in the reference (0, not inf * 0).
+          const double f = std::exp(double(m_[r]) - m);
           l_[r] *= f;
-          for (std::int64_t c = 0; c < d; ++c) acc_[r * d + c] = float(acc_[r * d + c] * f);
+          for (std::int64_t c = 0; c < d; ++c)
+            acc_[r * d + c] = f == 0.0 ? 0.0f : float(acc_[r * d + c] * f);
           m_[r] = m;
         }
         l_[r] += sum;
@@ -230,16 +236,28 @@ class BlockedChunk {
     return vd_.data();
   }
 
-  // The terms p v_j of the listed rows of v where p != 0, as the reference adds them.
+  // The logits of the listed rows of v in block [j0, j0 + cols), row r's, before they become
+  // exponentials.
+  void keep_bad_logits(std::int64_t r, std::int64_t j0, std::int64_t cols, const float* sr) {
+    const auto nb = static_cast<std::int64_t>(bad_.size());
+    for (std::int64_t i = 0; i < nb; ++i)
+      if (bad_[i] >= j0 && bad_[i] < j0 + cols) bad_s_[r * nb + i] = sr[bad_[i] - j0];
+  }
+
+  // The terms p v_j of the listed rows of v where p = exp(s_j - m) != 0 in double, as the
+  // reference adds them (its weights reach 0 near e^-745, exp_f's at e^-87: a NaN or an infinity
+  // of a kept key propagates exactly where the reference's does).
   void add_non_finite_values(std::int64_t rows, std::int64_t j0, std::int64_t cols) {
     const std::int64_t d = s_.head_dim;
-    for (const std::int64_t j : bad_) {
+    const auto nb = static_cast<std::int64_t>(bad_.size());
+    for (std::int64_t i = 0; i < nb; ++i) {
+      const std::int64_t j = bad_[i];
       if (j < j0 || j >= j0 + cols) continue;
       for (std::int64_t r = 0; r < rows; ++r) {
-        const float p = sb_[r * cols + j - j0];
-        if (p != 0.0f)
+        const double p = m_[r] == kNegInfF ? 0.0 : std::exp(double(bad_s_[r * nb + i]) - m_[r]);
+        if (p != 0.0)
           for (std::int64_t c = 0; c < d; ++c)
-            acc_[r * d + c] += p * static_cast<float>(vrows_[j * d + c]);
+            acc_[r * d + c] += static_cast<float>(p * static_cast<float>(vrows_[j * d + c]));
       }
     }
   }
@@ -292,7 +310,7 @@ class BlockedChunk {
   // Work arrays, one set per thread, kept from chunk to chunk.
   struct Work {
     std::vector<std::int64_t> bad;
-    std::vector<float> qd, kd, vd, acc, m, sb;
+    std::vector<float> qd, kd, vd, acc, m, sb, bad_s;
     std::vector<double> l, lse;
   };
   static Work& work() {
@@ -304,7 +322,8 @@ class BlockedChunk {
   const float *qf_ = nullptr, *kf_ = nullptr, *vf_ = nullptr;
   Work& w_ = work();
   std::vector<std::int64_t>& bad_ = w_.bad;
-  std::vector<float>&qd_ = w_.qd, &kd_ = w_.kd, &vd_ = w_.vd, &acc_ = w_.acc, &m_ = w_.m, &sb_ = w_.sb;
+  std::vector<float>&qd_ = w_.qd, &kd_ = w_.kd, &vd_ = w_.vd, &acc_ = w_.acc, &m_ = w_.m, &sb_ = w_.sb,
+                    &bad_s_ = w_.bad_s;
   std::vector<double>&l_ = w_.l, &lse_ = w_.lse;
 };
 

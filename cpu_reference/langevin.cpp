@@ -138,20 +138,17 @@ struct MixtureLanes {
 
 // Chains [c0, c0 + lanes) (lanes <= kChainLanes; the others padded with zeros, their results
 // dropped) of a ULA or annealed run on a mixture: run_chain's ULA branch lane by lane.
+// Work: 4 d lane arrays (x, grad, mu, m2) and the normals of the lanes, 4 ceil(d / 4) floats
+// each.
 template <int D>
 GENAI_CPU_CLONES __attribute__((flatten)) void mixture_lanes(const TabledTarget& target,
                                                              const detail::ChainSetup& s,
                                                              float* x_rows, std::int64_t c0,
-                                                             int lanes) {
+                                                             int lanes, LaneArray* x, float* z) {
   const int d = D > 0 ? D : s.d;
   const std::uint64_t blocks = (static_cast<std::uint64_t>(d) + 3) / 4;
   const bool annealed = s.method == LangevinMethod::Annealed;
   const double beta = s.beta;
-  thread_local std::vector<double> work;
-  thread_local std::vector<float> z;
-  work.resize(static_cast<std::size_t>(4 * d * kChainLanes));
-  z.resize(static_cast<std::size_t>(4 * blocks * kChainLanes));
-  auto* x = reinterpret_cast<LaneArray*>(work.data());
   LaneArray *gx = x + d, *mu = gx + d, *m2 = mu + d;
   for (int j = 0; j < d; ++j)
     for (int c = 0; c < kChainLanes; ++c) {
@@ -174,7 +171,7 @@ GENAI_CPU_CLONES __attribute__((flatten)) void mixture_lanes(const TabledTarget&
     for (std::int64_t t = 0; t < s.steps; ++t, ++step) {
       const std::uint32_t counter = s.first_step + static_cast<std::uint32_t>(step);
       normal_blocks({s.seed, rng::streams::langevin, counter}, static_cast<std::uint64_t>(c0) * blocks,
-                    static_cast<std::int64_t>(blocks) * kChainLanes, z.data());
+                    static_cast<std::int64_t>(blocks) * kChainLanes, z);
       // x + h grad + noise z, as fma(noise, z, fma(h, grad, x)), rounded to float
       for (int j = 0; j < d; ++j)
         for (int c = 0; c < kChainLanes; ++c)
@@ -217,12 +214,15 @@ void builtin_chains(const detail::TargetView& view, const detail::ChainSetup& s,
   if (view.kind != LangevinTarget::Kind::Mixture || s.method == LangevinMethod::MALA)
     return run_chains(TabledTarget{view}, s, x, c0, c1);
   const TabledTarget target{view};
+  const auto d = static_cast<std::size_t>(s.d);
+  std::vector<LaneArray> work(4 * d);
+  std::vector<float> z(4 * ((d + 3) / 4) * kChainLanes);
   for (std::int64_t c = c0; c < c1; c += kChainLanes) {
     const int lanes = static_cast<int>(std::min<std::int64_t>(kChainLanes, c1 - c));
     if (s.d == 2)
-      mixture_lanes<2>(target, s, x, c, lanes);
+      mixture_lanes<2>(target, s, x, c, lanes, work.data(), z.data());
     else
-      mixture_lanes<0>(target, s, x, c, lanes);
+      mixture_lanes<0>(target, s, x, c, lanes, work.data(), z.data());
   }
 }
 

@@ -337,12 +337,13 @@ TEST(Attention, WeightsTimesVIsOutAndLseIsLogSumExp) {
 // kept key j of a row (w_j > 0 its reference weight, t_j = log w_j = s_j - lse):
 //   logit:        |Δs_j| <= E_j = γ_{d+2} (scale Σ_c |q_c k_jc| + |bias_j|)
 //                 (d products and sums, the alpha scaling, the bias addition);
-//   exponential:  δ_j = E_j + u |t_j| / 2 + 6u relative (s - m rounded: u |t| / 2; exp_f within
-//                 2 ulp: 4u; the rescale of the output when the row's max grows: u; the float
-//                 rounding of p: u) -- the running max m cancels in the ratio;
+//   exponential:  δ_j = E_j + u |t_j| + 7u relative (s - m rounded: u |t|; exp_f within 2 ulp of
+//                 the rounded e^x, 2.5 of the exact: 5u; the rescale of the output when the row's
+//                 max grows: u; the float rounding of p: u) -- the running max m cancels in the
+//                 ratio;
 //   Δ = max_j δ_j;
 //   lse:          Δ + 2u |lse| (the ratio's sum, then each side's float rounding);
-//   weights:      w_j (δ_j + tol_lse + u) + 2^-126 (exp_f flushes below 2^-126 to 0);
+//   weights:      w_j (δ_j + tol_lse + u) + e^-87.33654 (exp_f's flush to 0, ~2^-126);
 //   out:          (2Δ + γ_{Lk + 2 nb}) Σ_j w_j |v_jc| + 2u |out_c| (numerator and sum each off
 //                 by Δ, the float P V sums over Lk keys and nb = ceil(kend / 256) block additions
 //                 and rescales, each side's final rounding).
@@ -376,13 +377,13 @@ Bounds float_path_bounds(const AttentionShape& s, const Inputs& in, const float*
       for (std::int64_t c = 0; c < d; ++c)
         a += std::abs(double(in.q[row * d + c]) * in.k[(kv * Lk + j) * d + c]);
       a = scale * a + (bias ? std::abs(bias[(h * Lq + i) * Lk + j]) : 0.0);
-      delta[j] = gamma(double(d + 2)) * a + u * std::abs(std::log(w)) / 2 + 6 * u;
+      delta[j] = gamma(double(d + 2)) * a + u * std::abs(std::log(w)) + 7 * u;
       big_delta = std::max(big_delta, delta[j]);
     }
     b.lse[row] = big_delta + 2 * u * std::abs(want.lse[row]);
     for (std::int64_t j = 0; j < Lk; ++j)
       b.weights[row * Lk + j] =
-          want.weights[row * Lk + j] * (delta[j] + b.lse[row] + u) + std::ldexp(1.0, -126);
+          want.weights[row * Lk + j] * (delta[j] + b.lse[row] + u) + std::exp(double(-87.33654f));
     for (std::int64_t c = 0; c < d; ++c) {
       double wv = 0.0;
       for (std::int64_t j = 0; j < Lk; ++j)
@@ -422,7 +423,7 @@ std::vector<double> plus_one_ulp(std::vector<double> bound, const std::vector<fl
 TEST(Attention, FloatExponentialIsWithinTwoUlp) {
   int worst = 0;
   for (int e = 0; e <= 2000000; ++e) {
-    const float x = -87.33f + (88.72f + 87.33f) * static_cast<float>(e) / 2000000.0f;
+    const float x = -87.33654f + (88.72f + 87.33654f) * static_cast<float>(e) / 2000000.0f;
     const float want = static_cast<float>(std::exp(double(x))), got = ref::exp_f(x);
     ASSERT_TRUE(std::isfinite(got)) << x;
     const int ulps = std::abs(std::bit_cast<std::int32_t>(got) - std::bit_cast<std::int32_t>(want));
@@ -431,7 +432,8 @@ TEST(Attention, FloatExponentialIsWithinTwoUlp) {
   }
   EXPECT_GE(worst, 1);  // the sweep reaches the rounding errors it bounds
   EXPECT_EQ(ref::exp_f(0.0f), 1.0f);
-  EXPECT_EQ(ref::exp_f(-88.0f), 0.0f);
+  EXPECT_EQ(ref::exp_f(-87.3366f), 0.0f);  // below ln 2^-126: flushed
+  EXPECT_GE(ref::exp_f(-87.33654f), std::ldexp(1.0f, -126));  // above: normal
   EXPECT_EQ(ref::exp_f(kNegInf), 0.0f);
   EXPECT_EQ(ref::exp_f(89.0f), std::numeric_limits<float>::infinity());
   EXPECT_TRUE(std::isnan(ref::exp_f(std::numeric_limits<float>::quiet_NaN())));
@@ -530,6 +532,33 @@ TEST(Attention, BlockedPathIsTheSameOnAnyThreadCount) {
     const Result r = run(s, in, o);
     return std::vector<std::vector<float>>{r.out, r.lse, r.weights};
   });
+}
+
+// Non-finite values as the reference treats them: a kept key's NaN or infinity reaches the
+// output wherever its weight is not 0 in double, however small (here e^-100, which the float
+// exponential flushes); a key whose weight underflows in double (its logit 800 below a later
+// block's max) leaves the output finite, though its +inf entered the sum before that max.
+TEST(Attention, BlockedPathPropagatesNonFiniteValuesAsTheReference) {
+  const AttentionShape s{.batch = 1, .q_heads = 1, .kv_heads = 1, .q_len = 1, .k_len = 300,
+                         .head_dim = 2};
+  Inputs in{{1.0f, 0.0f}, std::vector<float>(600, 0.0f), std::vector<float>(600, 1.0f)};
+  in.k[2 * 1] = -100.0f;  // key 1: logit -100, v = (NaN, 1)
+  in.v[2 * 1] = NAN;
+  in.k[2 * 299] = 800.0f;  // key 299 (second block): logit 800
+  in.v[2 * 0] = INFINITY;   // key 0: logit 0, v = (inf, 1): weight e^-800 = 0 in double
+  for (const bool far : {false, true}) {
+    Inputs x = in;
+    if (!far) x.k[2 * 299] = 0.0f;  // without the far key, key 1's NaN and key 0's inf stay
+    const Result want = reference(s, x, {.scale = 1.0f}), got = run(s, x, {.scale = 1.0f});
+    SCOPED_TRACE(far ? "a key 800 above" : "no far key");
+    EXPECT_EQ(std::isnan(got.out[0]), std::isnan(want.out[0])) << got.out[0] << " vs " << want.out[0];
+    if (far) {
+      EXPECT_TRUE(std::isfinite(want.out[0]) && std::isfinite(got.out[0]));
+      EXPECT_EQ(got.out[1], want.out[1]);
+    } else {
+      EXPECT_TRUE(std::isnan(got.out[0]));  // NaN (key 1) + inf (key 0)
+    }
+  }
 }
 
 // Bad input in every dtype: the same checks and messages (one checker), and nothing written --
