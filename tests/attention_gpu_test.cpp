@@ -55,22 +55,14 @@ struct CaseOptions {
       : lengths(g.s.batch),
         bias(test::normals(g.s.q_heads * g.s.q_len * g.s.k_len, seed + 4)),
         nmask(g.s.batch * g.s.q_len * g.s.k_len),
-        mask(new bool[nmask]),
-        host{.scale = g.scale, .causal = g.causal} {
+        mask(new bool[nmask]) {
     const AttentionShape& s = g.s;
     for (std::int64_t b = 0; b < s.batch; ++b)
       lengths[b] = static_cast<std::int32_t>((s.k_len * (b + 1)) / (s.batch + 1));
     const std::vector<float> u = test::uniforms(nmask, seed + 3);
     for (std::int64_t e = 0; e < nmask; ++e) mask[e] = u[e] < 0.8f;
-    if (g.key_lengths) host.key_lengths = lengths.data();
-    if (g.mask) {
-      host.mask = mask.get();
-      host.mask_shape = {.batch = s.batch, .q_len = s.q_len, .k_len = s.k_len};
-    }
-    if (g.bias) {
-      host.bias = bias.data();
-      host.bias_shape = {.heads = s.q_heads, .q_len = s.q_len, .k_len = s.k_len};
-    }
+    host = case_options(s, g.causal, g.scale, g.key_lengths ? lengths.data() : nullptr,
+                        g.mask ? mask.get() : nullptr, g.bias ? bias.data() : nullptr);
     dlen = test::to_device(ctx, lengths);
     dmask = Buffer<bool>(ctx, std::span<const bool>(mask.get(), nmask));
     dbias = test::to_device(ctx, bias);
@@ -263,7 +255,7 @@ void check_low_gpu(const Context& ctx, test::DType dtype) {
     const CaseOptions o(ctx, g, seed);
     const AttentionOptions& host = o.host;
     const LowResult<T> want = reference_low<T>(s, in, host);
-    const float scale = g.scale != 0 ? g.scale : 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+    const float scale = detail::attention_scale(s, host);
     const std::vector<double> exact = naive(s, in, scale, kept_of(s, host), bias_of(host)).out;
     const std::vector<double> low = naive_low<T>(s, in, scale, kept_of(s, host), bias_of(host));
 

@@ -480,17 +480,10 @@ void check_blocked_against_plain() {
     std::unique_ptr<bool[]> mask(new bool[u.size()]);
     for (std::size_t e = 0; e < u.size(); ++e) mask[e] = u[e] < 0.8f;
     const std::vector<float> bias = test::normals(s.q_heads * s.q_len * s.k_len, seed + 2);
-    AttentionOptions o{.causal = c.causal};
-    if (c.lengths) o.key_lengths = lengths.data();
-    if (c.mask) {
-      o.mask = mask.get();
-      o.mask_shape = {.batch = s.batch, .q_len = s.q_len, .k_len = s.k_len};
-    }
-    if (c.bias) {
-      o.bias = bias.data();
-      o.bias_shape = {.heads = s.q_heads, .q_len = s.q_len, .k_len = s.k_len};
-    }
-    const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+    const AttentionOptions o =
+        case_options(s, c.causal, 0.0f, c.lengths ? lengths.data() : nullptr,
+                     c.mask ? mask.get() : nullptr, c.bias ? bias.data() : nullptr);
+    const float scale = detail::attention_scale(s, o);
     Result want, got;
     Inputs seen = in;  // the inputs as the computation sees them
     if constexpr (std::is_same_v<T, float>) {

@@ -158,16 +158,29 @@ inline LowResult<T> run_low(const AttentionShape& s, const Inputs& in,
   return r;
 }
 
-// The plain three-pass reference (ref::attention, in double) with the same outputs: the GPU
-// tests' oracle (genai::attention on the CPU is the blocked float path).
-inline float resolved_scale(const AttentionShape& s, const AttentionOptions& opts) {
-  return opts.scale != 0.0f ? opts.scale : 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+// A case's options on host arrays: causal and scale, and where given key lengths, a mask
+// [B, 1, Lq, Lk] and a bias [1, Hq, Lq, Lk] (null: that option off).
+inline AttentionOptions case_options(const AttentionShape& s, bool causal, float scale,
+                                     const std::int32_t* lengths, const bool* mask,
+                                     const float* bias) {
+  AttentionOptions o{.scale = scale, .causal = causal, .key_lengths = lengths};
+  if (mask) {
+    o.mask = mask;
+    o.mask_shape = {.batch = s.batch, .q_len = s.q_len, .k_len = s.k_len};
+  }
+  if (bias) {
+    o.bias = bias;
+    o.bias_shape = {.heads = s.q_heads, .q_len = s.q_len, .k_len = s.k_len};
+  }
+  return o;
 }
 
+// The plain three-pass reference (ref::attention, in double) with the same outputs: the GPU
+// tests' oracle (genai::attention on the CPU is the blocked float path).
 inline Result reference(const AttentionShape& s, const Inputs& in, const AttentionOptions& opts = {}) {
   Result r{std::vector<float>(q_size(s)), std::vector<float>(rows_of(s)),
            std::vector<float>(rows_of(s) * s.k_len)};
-  ref::attention(in.q.data(), in.k.data(), in.v.data(), s, resolved_scale(s, opts), opts,
+  ref::attention(in.q.data(), in.k.data(), in.v.data(), s, detail::attention_scale(s, opts), opts,
                  r.out.data(), r.lse.data(), r.weights.data());
   return r;
 }
@@ -178,7 +191,7 @@ inline LowResult<T> reference_low(const AttentionShape& s, const Inputs& in,
   LowResult<T> r{std::vector<T>(q_size(s)), std::vector<float>(rows_of(s)),
                  std::vector<float>(rows_of(s) * s.k_len)};
   const std::vector<T> q = to_dtype<T>(in.q), k = to_dtype<T>(in.k), v = to_dtype<T>(in.v);
-  ref::attention(q.data(), k.data(), v.data(), s, resolved_scale(s, opts), opts, r.out.data(),
+  ref::attention(q.data(), k.data(), v.data(), s, detail::attention_scale(s, opts), opts, r.out.data(),
                  r.lse.data(), r.weights.data());
   return r;
 }

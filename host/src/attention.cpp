@@ -6,6 +6,7 @@
 
 #include "cpu_reference/attention.hpp"
 #include "genai/buffer.hpp"
+#include "genai/detail/attention.hpp"
 #include "genai/nvtx.hpp"
 #if GENAI_WITH_CUDA
 #include "kernels/attention.cuh"
@@ -61,7 +62,7 @@ float check_attention(const Context& ctx, const void* q, const void* k, const vo
   if (opts.mask) check_broadcast("opts.mask_shape", opts.mask_shape, shape);
   if (opts.bias) check_broadcast("opts.bias_shape", opts.bias_shape, shape);
   if (opts.key_lengths) check_key_lengths(ctx, shape, opts.key_lengths);
-  return opts.scale != 0.0f ? opts.scale : 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
+  return detail::attention_scale(shape, opts);
 }
 
 // Checks, then the kernels on a CUDA context or the CPU reference; T is float, fp16 or bf16.

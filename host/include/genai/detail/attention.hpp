@@ -1,12 +1,18 @@
-// Index arithmetic of the attention module that both backends share: the element strides of a
-// broadcast mask or bias array.
+// What the attention module's backends and tests share: the resolved scale, and the element
+// strides of a broadcast mask or bias array.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "genai/attention.hpp"
 
 namespace genai::detail {
+
+// opts.scale, or 1 / sqrt(head_dim) when it is 0 (the default).
+inline float attention_scale(const AttentionShape& shape, const AttentionOptions& opts) {
+  return opts.scale != 0.0f ? opts.scale : 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
+}
 
 // Element strides of a BroadcastShape array over [B, H, Lq, Lk]: 0 along a dim of size 1, so
 // element (b, h, i, j) is at b * b_stride + h * h_stride + i * i_stride + j * j_stride.
